@@ -1,0 +1,442 @@
+//! The one config loader: Prometheus's `prometheus.yml` format, read strictly.
+//! Every key fleetmon does not implement is an error naming the key, its file,
+//! line and column, never silently ignored; semantic mistakes (duplicate job
+//! names, a timeout longer than its interval, a URL where `host:port` belongs)
+//! are reported at the line that holds them. It owns the configuration's
+//! types and validation, not what the scraper or rule engine do with them.
+
+pub mod duration;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+pub use duration::PromDuration;
+
+/// The configuration embedded in the binary, used when no file is given and
+/// `monitoring/fleetmon.yml` does not exist.
+pub const EMBEDDED: &str = include_str!("../../monitoring/fleetmon.yml");
+
+/// Top-level keys of Prometheus's configuration that fleetmon does not
+/// implement yet; named in the error so the user knows it is not a typo.
+const PROMETHEUS_KEYS_NOT_SUPPORTED: &[&str] = &[
+    "alerting",
+    "remote_write",
+    "remote_read",
+    "storage",
+    "tracing",
+    "otlp",
+    "runtime",
+    "scrape_config_files",
+    "kubernetes_sd_configs",
+    "consul_sd_configs",
+    "dns_sd_configs",
+    "ec2_sd_configs",
+    "file_sd_configs",
+    "http_sd_configs",
+    "relabel_configs",
+    "metric_relabel_configs",
+    "basic_auth",
+    "authorization",
+    "tls_config",
+    "oauth2",
+    "proxy_url",
+    "sample_limit",
+    "label_limit",
+    "body_size_limit",
+    "target_limit",
+    "query_log_file",
+    "scrape_protocols",
+    "enable_compression",
+];
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file (or `<embedded>`).
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(u64, u64)>,
+    /// What is wrong, and what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => {
+                write!(
+                    f,
+                    "{}:{line}:{column}: {}",
+                    self.path.display(),
+                    self.message
+                )
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Defaults for every scrape job and for rules.
+    #[serde(default)]
+    pub global: Global,
+    /// Rule files (globs), kept for the rule engine.
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    /// The scrape jobs.
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// `global:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// Default interval between scrapes.
+    #[serde(default = "one_minute")]
+    pub scrape_interval: PromDuration,
+    /// Default scrape timeout.
+    #[serde(default = "ten_seconds")]
+    pub scrape_timeout: PromDuration,
+    /// Interval between rule evaluations.
+    #[serde(default = "one_minute")]
+    pub evaluation_interval: PromDuration,
+    /// Labels added to every series and alert sent elsewhere.
+    #[serde(default = "no_labels")]
+    pub external_labels: Spanned<BTreeMap<String, String>>,
+}
+
+impl Default for Global {
+    fn default() -> Global {
+        Global {
+            scrape_interval: one_minute(),
+            scrape_timeout: ten_seconds(),
+            evaluation_interval: one_minute(),
+            external_labels: no_labels(),
+        }
+    }
+}
+
+fn one_minute() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(60))
+}
+
+fn ten_seconds() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(10))
+}
+
+fn no_labels() -> Spanned<BTreeMap<String, String>> {
+    Spanned::new(BTreeMap::new(), Location::UNKNOWN, Location::UNKNOWN)
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+/// One entry of `scrape_configs:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The `job` label of the job's series; unique.
+    pub job_name: Spanned<String>,
+    /// Overrides `global.scrape_interval`.
+    pub scrape_interval: Option<PromDuration>,
+    /// Overrides `global.scrape_timeout`; at most the interval.
+    pub scrape_timeout: Option<Spanned<PromDuration>>,
+    /// HTTP path of the metrics.
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// Keep the target's labels when they clash with fleetmon's.
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Keep the timestamps the target exposes.
+    #[serde(default = "yes")]
+    pub honor_timestamps: bool,
+    /// URL parameters of the scrape request.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Targets listed in the file.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+}
+
+/// One entry of `static_configs:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` of each target.
+    #[serde(default)]
+    pub targets: Vec<Spanned<String>>,
+    /// Labels added to the targets' series.
+    #[serde(default = "no_labels")]
+    pub labels: Spanned<BTreeMap<String, String>>,
+}
+
+impl ScrapeConfig {
+    /// The job's interval, its own or the global one.
+    pub fn interval(&self, global: &Global) -> PromDuration {
+        self.scrape_interval.unwrap_or(global.scrape_interval)
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, naming `path` in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        // An empty file is a valid, empty Prometheus configuration.
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, path))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let at = |spanned_line: u64, column: u64, message: String| ConfigError {
+            path: path.to_path_buf(),
+            position: Some((spanned_line, column)),
+            message,
+        };
+        let labels = &self.global.external_labels;
+        for name in labels.value.keys() {
+            check_label_name(name)
+                .map_err(|m| at(labels.referenced.line(), labels.referenced.column(), m))?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for job in &self.scrape_configs {
+            let name = &job.job_name;
+            let (line, column) = (name.referenced.line(), name.referenced.column());
+            if name.value.is_empty() {
+                return Err(at(line, column, "job_name must not be empty".into()));
+            }
+            if seen.contains(&name.value.as_str()) {
+                return Err(at(
+                    line,
+                    column,
+                    format!(
+                        "found multiple scrape configs with job name \"{}\"",
+                        name.value
+                    ),
+                ));
+            }
+            seen.push(&name.value);
+            let interval = job.interval(&self.global);
+            if let Some(timeout) = &job.scrape_timeout {
+                if timeout.value > interval {
+                    return Err(at(
+                        timeout.referenced.line(),
+                        timeout.referenced.column(),
+                        format!(
+                            "scrape timeout greater than scrape interval for scrape config with job name \"{}\" ({} > {interval})",
+                            name.value, timeout.value
+                        ),
+                    ));
+                }
+            } else if self.global.scrape_timeout > interval {
+                return Err(at(line, column, format!(
+                    "the global scrape_timeout ({}) is greater than the scrape interval ({interval}) of job \"{}\": set scrape_timeout in the job",
+                    self.global.scrape_timeout, name.value
+                )));
+            }
+            if !job.metrics_path.starts_with('/') {
+                return Err(at(
+                    line,
+                    column,
+                    format!(
+                        "metrics_path \"{}\" of job \"{}\" must start with '/'",
+                        job.metrics_path, name.value
+                    ),
+                ));
+            }
+            for group in &job.static_configs {
+                for target in &group.targets {
+                    check_target(&target.value)
+                        .map_err(|m| at(target.referenced.line(), target.referenced.column(), m))?;
+                }
+                let labels = &group.labels;
+                for name in labels.value.keys() {
+                    check_label_name(name)
+                        .map_err(|m| at(labels.referenced.line(), labels.referenced.column(), m))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns a YAML or type error into a [`ConfigError`], explaining keys that
+/// Prometheus knows but fleetmon does not implement.
+fn yaml_error(error: &serde_saphyr::Error, path: &Path) -> ConfigError {
+    let mut message = error.without_snippet().to_string();
+    // The position is reported apart; drop the parser's own "error: line N column M: " prefix.
+    if let Some(rest) = message.strip_prefix("error: ") {
+        message = rest.to_string();
+    }
+    if message.starts_with("line ") {
+        if let Some((_, rest)) = message.split_once(": ") {
+            message = rest.to_string();
+        }
+    }
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key.to_string());
+    if let Some(key) = unknown.filter(|k| PROMETHEUS_KEYS_NOT_SUPPORTED.contains(&k.as_str())) {
+        message = format!("`{key}` is a Prometheus setting that this version of fleetmon does not support; remove it or run a real Prometheus for it");
+    }
+    ConfigError {
+        path: path.to_path_buf(),
+        position: error.location().map(|l| (l.line(), l.column())),
+        message,
+    }
+}
+
+fn check_label_name(name: &str) -> Result<(), String> {
+    let valid = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        && !name.is_empty();
+    if !valid {
+        return Err(format!(
+            "\"{}\" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+            name
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "label name \"{name}\" is reserved (names starting with __ are internal)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("a target must not be empty".into());
+    }
+    if target.contains("://") || target.contains('/') {
+        return Err(format!(
+            "\"{target}\" is not a valid target: write host:port; the scheme and path go in `scheme` and `metrics_path`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("prometheus.yml"))
+    }
+
+    #[test]
+    fn the_embedded_config_is_valid() {
+        let config = Config::parse(EMBEDDED, Path::new("<embedded>")).unwrap();
+        assert!(config
+            .scrape_configs
+            .iter()
+            .any(|j| j.job_name.value == "fleetmon"));
+    }
+
+    #[test]
+    fn defaults_follow_prometheus() {
+        let config = parse("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['localhost:9100']\n").unwrap();
+        assert_eq!(config.global.scrape_interval.to_string(), "1m");
+        let job = &config.scrape_configs[0];
+        assert_eq!(job.metrics_path, "/metrics");
+        assert!(job.honor_timestamps);
+        assert_eq!(job.scheme, Scheme::Http);
+    }
+
+    #[test]
+    fn unsupported_prometheus_keys_are_named_with_their_line() {
+        let err = parse("global:\n  scrape_interval: 15s\nremote_write:\n  - url: http://x\n")
+            .unwrap_err();
+        assert_eq!(err.position, Some((3, 1)));
+        assert!(
+            err.message
+                .contains("`remote_write` is a Prometheus setting"),
+            "{err}"
+        );
+        let err =
+            parse("scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: []\n").unwrap_err();
+        assert_eq!(err.position.map(|p| p.0), Some(3));
+        assert!(err.to_string().starts_with("prometheus.yml:3:"), "{err}");
+    }
+
+    #[test]
+    fn typos_are_unknown_fields() {
+        let err =
+            parse("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n").unwrap_err();
+        assert!(
+            err.message.contains("unknown field `scrape_intervall`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_point_at_their_line() {
+        let dup = parse("scrape_configs:\n  - job_name: a\n  - job_name: a\n").unwrap_err();
+        assert_eq!(dup.position.map(|p| p.0), Some(3));
+        assert!(dup
+            .message
+            .contains("multiple scrape configs with job name \"a\""));
+        let timeout = parse(
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        )
+        .unwrap_err();
+        assert_eq!(timeout.position.map(|p| p.0), Some(4));
+        let url = parse("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['http://x:1/metrics']\n").unwrap_err();
+        assert_eq!(url.position.map(|p| p.0), Some(4));
+        assert!(url.message.contains("host:port"));
+        let duration = parse("global:\n  scrape_interval: 15 seconds\n").unwrap_err();
+        assert_eq!(duration.position.map(|p| p.0), Some(2));
+        assert!(duration.message.contains("not a duration"), "{duration}");
+        let label = parse("global:\n  external_labels:\n    bad-name: x\n").unwrap_err();
+        assert!(label.message.contains("bad-name"), "{label}");
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        assert!(parse("").unwrap().scrape_configs.is_empty());
+    }
+}

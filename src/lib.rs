@@ -1,0 +1,15 @@
+//! fleetmon: one binary that hosts a Tesla Fleet API backend (simulated or
+//! proxied), monitors it and other targets the Prometheus way, and serves it
+//! all on one listener. `ARCHITECTURE.md` maps the modules below.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod fleet;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;
+pub mod storage;

@@ -1,0 +1,202 @@
+//! Assembles the appliance: opens the store once, creates the admin account
+//! on first start, builds the fleet, the metrics registry and the router
+//! (fleet API, `/api/v1`, `/metrics`, health), serves it on one listener, and
+//! on shutdown stops accepting, gives in-flight requests a bounded time,
+//! stops the background loops and flushes the store. The wiring lives here
+//! and nowhere else; the modules it wires do not know each other's HTTP side.
+
+mod instrument;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{middleware, Router};
+
+use crate::auth::{Auth, ADMIN_PASSWORD_ENV, ADMIN_USER};
+use crate::config::Config;
+use crate::fleet::{Fleet, UpstreamConfig};
+use crate::metrics::{Format, ProcessCollector, Registry};
+use crate::shutdown;
+use crate::storage::Kv;
+use instrument::{instrument, HttpMetrics};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// Everything `fleetmon serve` is told.
+pub struct ServerOptions {
+    /// `host:port` to listen on.
+    pub listen_address: String,
+    /// Directory of the store.
+    pub storage_path: PathBuf,
+    /// The loaded configuration.
+    pub config: Config,
+    /// Where fleet calls go.
+    pub upstream: UpstreamConfig,
+    /// How often the fleet gauges are refreshed and the fleet saved.
+    pub refresh_interval: Duration,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// The admin password to set at first start (else one is generated).
+    pub admin_password: Option<String>,
+}
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    fleet: Arc<Fleet>,
+    kv: Kv,
+    refresh_interval: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Opens the store, builds every part and binds the listener.
+    pub async fn bind(options: ServerOptions) -> anyhow::Result<Server> {
+        let kv = Kv::open(&options.storage_path)?;
+        let auth = Arc::new(Auth::new(&kv)?);
+        if let Some(generated) = auth.ensure_admin(options.admin_password.as_deref())? {
+            tracing::warn!(
+                "created user '{ADMIN_USER}' with the generated password {generated} — shown this once; set {ADMIN_PASSWORD_ENV} before the first start to choose it"
+            );
+        }
+        tracing::info!(
+            scrape_jobs = options.config.scrape_configs.len(),
+            rule_files = options.config.rule_files.len(),
+            "configuration loaded"
+        );
+
+        let registry = Arc::new(Registry::new());
+        let build_info = registry.gauge(
+            "fleetmon_build_info",
+            "A metric with a constant '1' value labeled by the version and revision fleetmon was built from.",
+            &["version", "revision"],
+        );
+        build_info
+            .with(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("FLEETMON_REVISION").unwrap_or("unknown"),
+            ])
+            .set(1.0);
+        let http_metrics = Arc::new(HttpMetrics::new(&registry));
+        let fleet =
+            Arc::new(Fleet::open(&kv, options.upstream, &registry).map_err(anyhow::Error::msg)?);
+        registry.register_collector(Box::new(ProcessCollector::new()));
+
+        let router = Router::new()
+            .route("/", get(index))
+            .route("/metrics", get(metrics).with_state(registry))
+            .route("/-/healthy", get(|| async { "fleetmon is Healthy.\n" }))
+            .route("/-/ready", get(|| async { "fleetmon is Ready.\n" }))
+            .merge(crate::fleet::api::routes(fleet.clone(), auth.clone()))
+            .merge(crate::api::routes(auth))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+            .layer(middleware::from_fn_with_state(http_metrics, instrument));
+
+        let listener = tokio::net::TcpListener::bind(&options.listen_address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen_address))?;
+        Ok(Server {
+            listener,
+            router,
+            fleet,
+            kv,
+            refresh_interval: options.refresh_interval,
+            shutdown_timeout: options.shutdown_timeout,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (trigger, shutdown) = shutdown::channel();
+        let address = self.local_addr()?;
+        tracing::info!(%address, "listening");
+
+        let background = {
+            let fleet = self.fleet.clone();
+            let shutdown = shutdown.clone();
+            let interval = self.refresh_interval;
+            tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
+        };
+        let mut graceful = shutdown.clone();
+        let mut http = tokio::spawn(
+            axum::serve(
+                self.listener,
+                self.router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { graceful.wait().await })
+            .into_future(),
+        );
+
+        tokio::select! {
+            _ = stop => {}
+            finished = &mut http => {
+                trigger.fire();
+                let _ = background.await;
+                return match finished {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server failed: {e}")),
+                    Err(e) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+                };
+            }
+        }
+        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: no new connections, finishing requests in flight");
+        trigger.fire();
+        if tokio::time::timeout(self.shutdown_timeout, &mut http)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight after {:?}; closing them",
+                self.shutdown_timeout
+            );
+            http.abort();
+        }
+        let _ = background.await;
+        self.fleet.save()?;
+        self.kv.flush()?;
+        tracing::info!("stopped; store flushed");
+        Ok(())
+    }
+}
+
+async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    let body = registry.encode(format);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+}
+
+async fn index() -> &'static str {
+    concat!(
+        "fleetmon ",
+        env!("CARGO_PKG_VERSION"),
+        "\n\n",
+        "GET  /api/1/vehicles                          fleet (Tesla Fleet API shapes; viewer)\n",
+        "GET  /api/1/vehicles/{tag}[/vehicle_data]     one vehicle (viewer)\n",
+        "POST /api/1/vehicles/{tag}/wake_up            wake a vehicle (editor)\n",
+        "POST /api/1/vehicles/{tag}/command/{name}     send a command (editor)\n",
+        "GET  /api/1/command_log[?vehicle=&page=]      commands sent, newest first (viewer)\n",
+        "GET|POST /api/v1/admin/tokens                 list or create API tokens (admin)\n",
+        "GET  /metrics                                 Prometheus metrics (open)\n",
+        "GET  /-/healthy, /-/ready                     health (open)\n",
+    )
+}

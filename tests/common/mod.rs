@@ -1,0 +1,260 @@
+//! Shared by the integration tests: start the real `fleetmon` binary on an
+//! ephemeral loopback port with its own store, talk to it over HTTP, and stop
+//! it with SIGTERM as an operator would.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN_PASSWORD: &str = "test-admin-password-1";
+
+/// A running fleetmon process.
+pub struct Fleetmon {
+    child: Child,
+    pub base: String,
+    pub storage: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fleetmon {
+    /// Starts fleetmon on `storage` with the simulator (seed 7 unless `extra` sets one, 1 s wake-up) and `extra` flags.
+    pub fn start(storage: &Path, extra: &[&str]) -> Fleetmon {
+        Self::try_start(storage, extra, &[])
+            .unwrap_or_else(|log| panic!("fleetmon did not start:\n{log}"))
+    }
+
+    /// Starts fleetmon; on failure returns its log.
+    pub fn try_start(
+        storage: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Fleetmon, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetmon"));
+        command
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "json",
+            ])
+            .args(["--fleet.simulator.wake-delay", "1s"])
+            .arg("--storage.path")
+            .arg(storage)
+            .args(extra)
+            .args(if extra.contains(&"--fleet.simulator.seed") {
+                &[][..]
+            } else {
+                &["--fleet.simulator.seed", "7"][..]
+            })
+            .env("FLEETMON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("FLEETMON_CONFIG_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn fleetmon");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["message"] == "listening" {
+                            let _ = tx.send(v["address"].as_str().unwrap_or_default().to_string());
+                        }
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(address) => Ok(Fleetmon {
+                child,
+                base: format!("http://{address}"),
+                storage: storage.to_path_buf(),
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                Err(log.lock().unwrap().join("\n"))
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fleetmon did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Fleetmon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client with a fixed `Authorization`.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    auth: Option<String>,
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+impl Client {
+    pub fn anonymous() -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            auth: None,
+        }
+    }
+    pub fn admin() -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            auth: Some(basic("admin", ADMIN_PASSWORD)),
+        }
+    }
+    pub fn bearer(token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            auth: Some(format!("Bearer {token}")),
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Some(auth) => request.header("authorization", auth),
+            None => request,
+        }
+    }
+
+    /// GET; returns status and JSON body (Null when not JSON).
+    pub async fn get(&self, url: &str) -> (u16, Value) {
+        let response = self.send(self.http.get(url)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST with a JSON body (or none); returns status and JSON body.
+    pub async fn post(&self, url: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.send(self.http.post(url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST a form; returns status and JSON body.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .send(self.http.post(url))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET returning status, headers and text.
+    pub async fn get_text(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self.send(self.http.get(url));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.expect("GET");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap_or_default())
+    }
+}
+
+/// Creates a token through the API as admin; returns the token string.
+pub async fn create_token(server: &Fleetmon, name: &str, role: &str) -> String {
+    let (status, body) = Client::admin()
+        .post_form(
+            &server.url("/api/v1/admin/tokens"),
+            &[("name", name), ("role", role)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["token"].as_str().expect("token").to_string()
+}
+
+/// Polls `check` every 100 ms until it returns Some, at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Is a real program available? Under CI=true a missing one fails the test;
+/// locally the test prints SKIP and returns false.
+pub fn have_program(path: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{path} is missing; .ci/run installs it"
+    );
+    eprintln!("SKIP: {path} not installed");
+    false
+}
