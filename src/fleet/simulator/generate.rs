@@ -301,7 +301,6 @@ pub(super) fn generate(seed: u64, index: usize, now_ms: i64) -> SimVehicle {
         trip: None,
     };
     vehicle.climate.inside_c = vehicle.outside_temp_c(now_ms);
-    vehicle.quantize();
     vehicle
 }
 

@@ -392,7 +392,6 @@ impl SimVehicle {
             self.idle_since_ms = t_ms;
         }
         self.clock_ms = t_ms;
-        self.quantize();
     }
 
     /// Skips to `to_ms` as parked, idle time without drawing random numbers:
@@ -426,7 +425,6 @@ impl SimVehicle {
         self.climate.inside_c = outside + (self.climate.inside_c - outside) * drift;
         self.settle(to_ms, config);
         self.clock_ms = to_ms;
-        self.quantize();
     }
 
     /// A parked car may be driven off (or plugged in when too low to go
@@ -766,47 +764,7 @@ impl SimVehicle {
                 CommandOutcome::done()
             }
         };
-        self.quantize();
         Ok(outcome)
-    }
-
-    /// Puts every float of the state on a 1e-9 grid. serde_json's default
-    /// float parser is not correctly rounded for 17-digit numbers, but it is
-    /// for the ≤16-digit decimals grid values print as; without this a car
-    /// restored from its JSON would drift from one that never stopped.
-    pub(super) fn quantize(&mut self) {
-        fn snap(x: &mut f64) {
-            *x = (*x * 1e9).round() / 1e9;
-        }
-        let home = &mut self.home;
-        for x in [
-            &mut home.position.lat,
-            &mut home.position.lon,
-            &mut home.outside_mean_c,
-            &mut home.outside_swing_c,
-            &mut self.position.lat,
-            &mut self.position.lon,
-            &mut self.heading_deg,
-            &mut self.odometer_mi,
-            &mut self.battery_percent,
-            &mut self.energy_added_kwh,
-            &mut self.climate.driver_c,
-            &mut self.climate.passenger_c,
-            &mut self.climate.inside_c,
-        ] {
-            snap(x);
-        }
-        self.tpms_bar.iter_mut().for_each(snap);
-        if let Some(trip) = &mut self.trip {
-            snap(&mut trip.speed_mph);
-            snap(&mut trip.cruise_mph);
-            snap(&mut trip.flow_mph);
-            snap(&mut trip.power_kw);
-            for point in &mut trip.route {
-                snap(&mut point.lat);
-                snap(&mut point.lon);
-            }
-        }
     }
 }
 
