@@ -197,43 +197,91 @@ async fn asleep_vehicle_answers_408_until_woken_then_commands_take_effect() {
             (200, ok.clone())
         );
     }
-    assert_eq!(
-        command(&server, &editor, &vin, "door_unlock", json!({})).await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "vehicle_state").await["vehicle_state"]["locked"],
-        false
-    );
-    assert_eq!(
-        command(&server, &editor, &vin, "door_lock", json!({})).await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "vehicle_state").await["vehicle_state"]["locked"],
-        true
-    );
-
-    let limit = data(&server, &editor, &vin, "charge_state").await["charge_state"]
-        ["charge_limit_soc"]
-        .as_u64()
-        .unwrap();
+    let before = data(&server, &editor, &vin, "charge_state;vehicle_state").await;
+    let limit = before["charge_state"]["charge_limit_soc"].as_u64().unwrap();
     let new_limit = if limit == 90 { 85 } else { 90 };
-    assert_eq!(
-        command(
-            &server,
-            &editor,
-            &vin,
+    let rear_trunk = before["vehicle_state"]["rt"].as_u64().unwrap();
+    let effects = [
+        (
+            "door_unlock",
+            json!({}),
+            "vehicle_state",
+            "locked",
+            json!(false),
+        ),
+        (
+            "door_lock",
+            json!({}),
+            "vehicle_state",
+            "locked",
+            json!(true),
+        ),
+        (
             "set_charge_limit",
-            json!({"percent": new_limit})
-        )
-        .await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "charge_state").await["charge_state"]["charge_limit_soc"],
-        new_limit
-    );
+            json!({"percent": new_limit}),
+            "charge_state",
+            "charge_limit_soc",
+            json!(new_limit),
+        ),
+        (
+            "auto_conditioning_start",
+            json!({}),
+            "climate_state",
+            "is_climate_on",
+            json!(true),
+        ),
+        (
+            "set_temps",
+            json!({"driver_temp": 22.5, "passenger_temp": 21}),
+            "climate_state",
+            "driver_temp_setting",
+            json!(22.5),
+        ),
+        (
+            "set_temps",
+            json!({"driver_temp": 20, "passenger_temp": 21.5}),
+            "climate_state",
+            "passenger_temp_setting",
+            json!(21.5),
+        ),
+        (
+            "auto_conditioning_stop",
+            json!({}),
+            "climate_state",
+            "is_climate_on",
+            json!(false),
+        ),
+        (
+            "actuate_trunk",
+            json!({"which_trunk": "rear"}),
+            "vehicle_state",
+            "rt",
+            json!(1 - rear_trunk),
+        ),
+        (
+            "actuate_trunk",
+            json!({"which_trunk": "front"}),
+            "vehicle_state",
+            "ft",
+            json!(1),
+        ),
+        (
+            "charge_port_door_open",
+            json!({}),
+            "charge_state",
+            "charge_port_door_open",
+            json!(true),
+        ),
+    ];
+    for (name, body, section, field, expected) in effects {
+        assert_eq!(
+            command(&server, &editor, &vin, name, body).await,
+            (200, ok.clone()),
+            "{name}"
+        );
+        let after = data(&server, &editor, &vin, section).await;
+        assert_eq!(after[section][field], expected, "{name}: {section}.{field}");
+    }
     let (_, again) = command(
         &server,
         &editor,
@@ -242,78 +290,9 @@ async fn asleep_vehicle_answers_408_until_woken_then_commands_take_effect() {
         json!({"percent": new_limit}),
     )
     .await;
-    assert_eq!(again["response"]["result"], false);
-    assert_eq!(again["response"]["reason"], "already_set");
-
     assert_eq!(
-        command(&server, &editor, &vin, "auto_conditioning_start", json!({})).await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        command(
-            &server,
-            &editor,
-            &vin,
-            "set_temps",
-            json!({"driver_temp": 22.5, "passenger_temp": 21})
-        )
-        .await,
-        (200, ok.clone())
-    );
-    let climate = data(&server, &editor, &vin, "climate_state").await["climate_state"].clone();
-    assert_eq!(climate["is_climate_on"], true);
-    assert_eq!(climate["driver_temp_setting"], 22.5);
-    assert_eq!(climate["passenger_temp_setting"], 21.0);
-    assert_eq!(
-        command(&server, &editor, &vin, "auto_conditioning_stop", json!({})).await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "climate_state").await["climate_state"]["is_climate_on"],
-        false
-    );
-
-    let rear_before = data(&server, &editor, &vin, "vehicle_state").await["vehicle_state"]["rt"]
-        .as_u64()
-        .unwrap();
-    assert_eq!(
-        command(
-            &server,
-            &editor,
-            &vin,
-            "actuate_trunk",
-            json!({"which_trunk": "rear"})
-        )
-        .await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "vehicle_state").await["vehicle_state"]["rt"],
-        1 - rear_before
-    );
-    assert_eq!(
-        command(
-            &server,
-            &editor,
-            &vin,
-            "actuate_trunk",
-            json!({"which_trunk": "front"})
-        )
-        .await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "vehicle_state").await["vehicle_state"]["ft"],
-        1
-    );
-
-    assert_eq!(
-        command(&server, &editor, &vin, "charge_port_door_open", json!({})).await,
-        (200, ok.clone())
-    );
-    assert_eq!(
-        data(&server, &editor, &vin, "charge_state").await["charge_state"]["charge_port_door_open"],
-        true
+        again["response"],
+        json!({"result": false, "reason": "already_set"})
     );
 
     // Charging: the car declines what does not fit its state, with Tesla's reasons.
@@ -406,7 +385,7 @@ async fn asleep_vehicle_answers_408_until_woken_then_commands_take_effect() {
     let total = log["count"].as_u64().unwrap();
     // Every command that reached the car, the refused ones and the wake-up included;
     // requests rejected as invalid never reach it and are not logged.
-    assert_eq!(total, 17);
+    assert_eq!(total, 18);
     let (_, page2) = editor
         .get(&server.url(&format!(
             "/api/1/command_log?vehicle={vin}&per_page=3&page=2"
@@ -638,14 +617,8 @@ async fn restart_keeps_simulator_state_tokens_and_log_and_shutdown_is_clean() {
     let (_, log) = client
         .get(&server.url(&format!("/api/1/command_log?vehicle={vin}")))
         .await;
-    let commands: Vec<&str> = log["response"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["command"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        commands,
+        common::logged_commands(&log),
         ["wake_up", "set_charge_limit", "wake_up"],
         "{log}"
     );

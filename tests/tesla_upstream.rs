@@ -197,12 +197,7 @@ async fn forwards_retries_and_maps_errors() {
     let (_, log) = client
         .get(&server.url(&format!("/api/1/command_log?vehicle={VIN}")))
         .await;
-    let commands: Vec<&str> = log["response"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["command"].as_str().unwrap())
-        .collect();
+    let commands = common::logged_commands(&log);
     assert_eq!(commands, ["flash_lights", "honk_horn", "set_charge_limit"]);
 
     let (_, _, metrics) = Client::anonymous()

@@ -258,3 +258,13 @@ pub fn have_program(path: &str) -> bool {
     eprintln!("SKIP: {path} not installed");
     false
 }
+
+/// The command names of a command-log page, newest first.
+pub fn logged_commands(page: &Value) -> Vec<String> {
+    page["response"]
+        .as_array()
+        .expect("a command-log page")
+        .iter()
+        .map(|r| r["command"].as_str().unwrap_or_default().to_string())
+        .collect()
+}

@@ -199,24 +199,15 @@ impl SimVehicle {
         let warmth = 0.008 * (self.outside_temp_c(now_ms) - 15.0)
             + if self.trip.is_some() { 0.15 } else { 0.0 };
         let [fl, fr, rl, rr] = self.tpms_bar.map(|cold| round_to(cold + warmth, 2));
-        json!({
-            "locked": self.locked,
+        // vehicle_state carries the doors, trunks and windows of closures_state too.
+        let mut state = self.closures_state(now_ms);
+        let rest = json!({
             "odometer": round_to(self.odometer_mi, 6),
             "car_version": CAR_VERSION,
             "vehicle_name": self.display_name,
             "sentry_mode": false,
             "sentry_mode_available": true,
             "is_user_present": self.trip.is_some(),
-            "df": 0,
-            "dr": 0,
-            "pf": 0,
-            "pr": 0,
-            "ft": i32::from(self.frunk_open),
-            "rt": i32::from(self.trunk_open),
-            "fd_window": 0,
-            "fp_window": 0,
-            "rd_window": 0,
-            "rp_window": 0,
             "software_update": {
                 "status": "",
                 "version": " ",
@@ -229,8 +220,11 @@ impl SimVehicle {
             "tpms_pressure_rl": rl,
             "tpms_pressure_rr": rr,
             "api_version": API_VERSION,
-            "timestamp": now_ms,
-        })
+        });
+        if let (Value::Object(state), Value::Object(rest)) = (&mut state, rest) {
+            state.extend(rest);
+        }
+        state
     }
 
     fn gui_settings(&self, now_ms: i64) -> Value {
