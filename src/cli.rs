@@ -27,6 +27,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "monitoring/fleetmon.yml";
 /// Without a subcommand, fleetmon serves (the same as `fleetmon serve`): the
 /// fleet API under /api/1, its metrics at /metrics, on --web.listen-address.
 /// Every flag can also be set by the environment variable shown with it.
+///
+/// On the first start with an empty store fleetmon creates the user `admin`, with the password in
+/// FLEETMON_ADMIN_PASSWORD or, when that is unset, a generated one printed once in the log.
 #[derive(Debug, Parser)]
 #[command(name = "fleetmon", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
