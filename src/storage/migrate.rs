@@ -12,6 +12,8 @@ use super::kv::{trees, Kv, KvError};
 mod v0001_initial;
 #[path = "../../migrations/v0002_command_log_by_vehicle.rs"]
 mod v0002_command_log_by_vehicle;
+#[path = "../../migrations/v0003_time_series.rs"]
+mod v0003_time_series;
 
 struct Migration {
     version: u32,
@@ -30,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "command_log_by_vehicle",
         apply: v0002_command_log_by_vehicle::apply,
+    },
+    Migration {
+        version: 3,
+        name: "time_series",
+        apply: v0003_time_series::apply,
     },
 ];
 

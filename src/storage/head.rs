@@ -1,0 +1,480 @@
+//! The head: recent samples in memory. Each series keeps Gorilla chunks
+//! (sealed ones as immutable byte slices, plus one open [`XorChunk`]), cut
+//! at [`MAX_SAMPLES`] samples or at a block-range boundary so that no chunk
+//! spans two blocks. Series live in shards chosen by label hash, each behind
+//! its own lock, so appends to different series and reads do not serialize.
+//! Label names and values are interned ([`Symbols`]) and the inverted index
+//! ([`Postings`]) maps each label pair to the sorted refs of its series.
+//!
+//! Lock order, everywhere: a shard, then the symbols, then the postings.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::chunk::{XorChunk, MAX_SAMPLES};
+use super::labels::Labels;
+use super::matcher::Matcher;
+use super::postings;
+use super::wal::SeriesRef;
+
+const SHARDS: usize = 16;
+
+/// A sealed chunk of the head: immutable, shared with readers without copying.
+#[derive(Debug, Clone)]
+pub struct SealedChunk {
+    /// First sample's timestamp.
+    pub min_t: i64,
+    /// Last sample's timestamp.
+    pub max_t: i64,
+    /// Number of samples.
+    pub samples: u16,
+    /// Encoded samples.
+    pub bytes: Arc<[u8]>,
+}
+
+struct MemSeries {
+    /// Interned (name, value) pairs, sorted by name.
+    labels: Box<[(u32, u32)]>,
+    sealed: Vec<SealedChunk>,
+    open: XorChunk,
+    /// Newest timestamp, and the bits of its value (for duplicate detection).
+    max_t: i64,
+    last_bits: u64,
+}
+
+impl MemSeries {
+    fn min_t(&self) -> Option<i64> {
+        self.sealed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.open.first_time())
+    }
+
+    fn seal(&mut self) {
+        if let (Some(min_t), Some(max_t)) = (self.open.first_time(), self.open.last_time()) {
+            let open = std::mem::take(&mut self.open);
+            self.sealed.push(SealedChunk {
+                min_t,
+                max_t,
+                samples: open.len() as u16,
+                bytes: Arc::from(open.bytes()),
+            });
+        }
+    }
+
+    fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<SealedChunk> {
+        let mut out: Vec<SealedChunk> = self
+            .sealed
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+            .cloned()
+            .collect();
+        if let (Some(min_t), Some(max_t)) = (self.open.first_time(), self.open.last_time()) {
+            if max_t >= mint && min_t <= maxt {
+                out.push(SealedChunk {
+                    min_t,
+                    max_t,
+                    samples: self.open.len() as u16,
+                    bytes: Arc::from(self.open.bytes()),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    series: HashMap<SeriesRef, MemSeries>,
+    by_hash: HashMap<u64, Vec<SeriesRef>>,
+}
+
+/// Interned label names and values.
+#[derive(Default)]
+struct Symbols {
+    ids: HashMap<Arc<str>, u32>,
+    strings: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.strings.len() as u32;
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push(s.clone());
+        self.ids.insert(s, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", |s| s)
+    }
+
+    fn resolve(&self, pairs: &[(u32, u32)]) -> Labels {
+        Labels::from_sorted(
+            pairs
+                .iter()
+                .map(|&(n, v)| (self.get(n).to_string(), self.get(v).to_string()))
+                .collect(),
+        )
+    }
+
+    fn equals(&self, pairs: &[(u32, u32)], labels: &Labels) -> bool {
+        pairs.len() == labels.len()
+            && pairs
+                .iter()
+                .zip(labels.pairs())
+                .all(|(&(n, v), (ln, lv))| self.get(n) == ln && self.get(v) == lv)
+    }
+}
+
+/// The inverted index: label name → value → sorted series refs.
+#[derive(Default)]
+struct Postings {
+    by_label: HashMap<u32, HashMap<u32, Vec<SeriesRef>>>,
+    all: Vec<SeriesRef>,
+}
+
+/// What happened to one sample offered to the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored.
+    Stored,
+    /// Same timestamp and same value as the newest sample: accepted, not stored twice.
+    Duplicate,
+    /// Same timestamp as the newest sample, different value.
+    ConflictingDuplicate,
+    /// Older than the series' newest sample.
+    OutOfOrder,
+    /// Older than the head's window.
+    TooOld,
+}
+
+/// Counts, per series and globally, used by `/api/v1/status/tsdb`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeadStats {
+    /// Series in the head.
+    pub series: u64,
+    /// Chunks, sealed and open.
+    pub chunks: u64,
+    /// Samples held.
+    pub samples: u64,
+    /// Oldest and newest timestamp, when there are samples.
+    pub min_t: Option<i64>,
+    /// Newest timestamp.
+    pub max_t: Option<i64>,
+    /// Bytes of chunk data (encoded samples).
+    pub chunk_bytes: u64,
+}
+
+/// The in-memory head.
+pub struct Head {
+    shards: Box<[RwLock<Shard>]>,
+    symbols: RwLock<Symbols>,
+    postings: RwLock<Postings>,
+    next_ref: AtomicU64,
+    max_t: AtomicI64,
+    block_range_ms: i64,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Head {
+    /// An empty head whose chunks never span a multiple of `block_range_ms`.
+    pub fn new(block_range_ms: i64) -> Head {
+        Head {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            symbols: RwLock::new(Symbols::default()),
+            postings: RwLock::new(Postings::default()),
+            next_ref: AtomicU64::new(1),
+            max_t: AtomicI64::new(i64::MIN),
+            block_range_ms: block_range_ms.max(1),
+        }
+    }
+
+    fn shard_of(series: SeriesRef) -> usize {
+        (series as usize) % SHARDS
+    }
+
+    /// The newest timestamp in the head.
+    pub fn max_time(&self) -> Option<i64> {
+        Some(self.max_t.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
+    }
+
+    /// The ref of the series with `labels`, creating it (with ref `wanted`
+    /// when given, as on replay) if needed; the bool says whether it was created.
+    pub fn get_or_create(&self, labels: &Labels, wanted: Option<SeriesRef>) -> (SeriesRef, bool) {
+        let hash = labels.stable_hash();
+        // Refs are numbered so that the shard follows from the ref and from the hash alike.
+        let shard_index = (hash as usize) % SHARDS;
+        let mut shard = write(&self.shards[shard_index]);
+        if let Some(candidates) = shard.by_hash.get(&hash) {
+            let symbols = read(&self.symbols);
+            for &candidate in candidates {
+                if shard
+                    .series
+                    .get(&candidate)
+                    .is_some_and(|s| symbols.equals(&s.labels, labels))
+                {
+                    return (candidate, false);
+                }
+            }
+        }
+        let series = match wanted {
+            Some(series) => {
+                self.next_ref
+                    .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
+                series
+            }
+            None => {
+                self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64 + shard_index as u64
+            }
+        };
+        let interned: Box<[(u32, u32)]> = {
+            let mut symbols = write(&self.symbols);
+            labels
+                .pairs()
+                .iter()
+                .map(|(n, v)| (symbols.intern(n), symbols.intern(v)))
+                .collect()
+        };
+        {
+            let mut index = write(&self.postings);
+            for &(n, v) in interned.iter() {
+                postings::insert_sorted(
+                    index.by_label.entry(n).or_default().entry(v).or_default(),
+                    series,
+                );
+            }
+            postings::insert_sorted(&mut index.all, series);
+        }
+        shard.series.insert(
+            series,
+            MemSeries {
+                labels: interned,
+                sealed: Vec::new(),
+                open: XorChunk::new(),
+                max_t: i64::MIN,
+                last_bits: 0,
+            },
+        );
+        shard.by_hash.entry(hash).or_default().push(series);
+        (series, true)
+    }
+
+    /// Offers one sample to `series`; `min_valid_t` is the oldest time the head accepts.
+    pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Outcome {
+        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let Some(s) = shard.series.get_mut(&series) else {
+            return Outcome::TooOld;
+        };
+        if t < min_valid_t {
+            return Outcome::TooOld;
+        }
+        if t < s.max_t {
+            return Outcome::OutOfOrder;
+        }
+        if t == s.max_t {
+            return if v.to_bits() == s.last_bits {
+                Outcome::Duplicate
+            } else {
+                Outcome::ConflictingDuplicate
+            };
+        }
+        let crosses_boundary = s.open.last_time().is_some_and(|last| {
+            last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
+        });
+        if s.open.len() >= MAX_SAMPLES || crosses_boundary {
+            s.seal();
+        }
+        s.open.append(t, v);
+        s.max_t = t;
+        s.last_bits = v.to_bits();
+        self.max_t.fetch_max(t, Ordering::Relaxed);
+        Outcome::Stored
+    }
+
+    /// Inserts samples that arrived out of log order during WAL replay: the
+    /// series' chunks are re-encoded with them merged in.
+    pub fn merge_late(&self, series: SeriesRef, mut late: Vec<(i64, f64)>) {
+        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let Some(s) = shard.series.get_mut(&series) else {
+            return;
+        };
+        let mut all: Vec<(i64, f64)> = Vec::new();
+        for chunk in s.chunks_in(i64::MIN, i64::MAX) {
+            all.extend(super::chunk::decode(&chunk.bytes).unwrap_or_default());
+        }
+        all.append(&mut late);
+        all.sort_by_key(|(t, _)| *t);
+        all.dedup_by_key(|(t, _)| *t);
+        s.sealed.clear();
+        s.open = XorChunk::new();
+        s.max_t = i64::MIN;
+        for (t, v) in all {
+            let crosses = s.open.last_time().is_some_and(|last| {
+                last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
+            });
+            if s.open.len() >= MAX_SAMPLES || crosses {
+                s.seal();
+            }
+            s.open.append(t, v);
+            s.max_t = t;
+            s.last_bits = v.to_bits();
+        }
+    }
+
+    /// The series whose labels satisfy every matcher, sorted by ref.
+    pub fn postings_for(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
+        let symbols = read(&self.symbols);
+        let index = read(&self.postings);
+        let values_matching = |m: &Matcher| -> Vec<SeriesRef> {
+            let Some(name) = symbols.ids.get(m.name.as_str()) else {
+                return Vec::new();
+            };
+            let Some(values) = index.by_label.get(name) else {
+                return Vec::new();
+            };
+            let lists: Vec<&[SeriesRef]> = values
+                .iter()
+                .filter(|(value, _)| m.matches(symbols.get(**value)))
+                .map(|(_, refs)| refs.as_slice())
+                .collect();
+            postings::union_many(&lists)
+        };
+        // Prometheus's approach: matchers that reject "" select series by the
+        // values they match; matchers that accept "" (so also series without
+        // the label) subtract the series whose value they reject.
+        let mut positive: Vec<Vec<SeriesRef>> = Vec::new();
+        let mut negative: Vec<Vec<SeriesRef>> = Vec::new();
+        for m in matchers {
+            if m.matches_empty() {
+                let Some(name) = symbols.ids.get(m.name.as_str()) else {
+                    continue;
+                };
+                let Some(values) = index.by_label.get(name) else {
+                    continue;
+                };
+                let lists: Vec<&[SeriesRef]> = values
+                    .iter()
+                    .filter(|(value, _)| !m.matches(symbols.get(**value)))
+                    .map(|(_, refs)| refs.as_slice())
+                    .collect();
+                negative.push(postings::union_many(&lists));
+            } else {
+                positive.push(values_matching(m));
+            }
+        }
+        let mut result = if positive.is_empty() {
+            index.all.clone()
+        } else {
+            postings::intersect_many(positive)
+        };
+        for exclude in negative {
+            result = postings::subtract(&result, &exclude);
+        }
+        result
+    }
+
+    /// Labels and chunks overlapping `[mint, maxt]` of each series in `refs`.
+    pub fn series_data(
+        &self,
+        refs: &[SeriesRef],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Labels, Vec<SealedChunk>)> {
+        let mut out = Vec::with_capacity(refs.len());
+        for &series in refs {
+            let shard = read(&self.shards[Self::shard_of(series)]);
+            let Some(s) = shard.series.get(&series) else {
+                continue;
+            };
+            let chunks = s.chunks_in(mint, maxt);
+            if chunks.is_empty() {
+                continue;
+            }
+            let labels = read(&self.symbols).resolve(&s.labels);
+            out.push((labels, chunks));
+        }
+        out
+    }
+
+    /// Counts for the status API.
+    pub fn stats(&self) -> HeadStats {
+        let mut stats = HeadStats::default();
+        for shard in self.shards.iter() {
+            let shard = read(shard);
+            for s in shard.series.values() {
+                stats.series += 1;
+                stats.chunks += s.sealed.len() as u64 + u64::from(!s.open.is_empty());
+                stats.samples += s.sealed.iter().map(|c| u64::from(c.samples)).sum::<u64>()
+                    + s.open.len() as u64;
+                stats.chunk_bytes += s.sealed.iter().map(|c| c.bytes.len() as u64).sum::<u64>()
+                    + s.open.bytes().len() as u64;
+                if let Some(min_t) = s.min_t() {
+                    stats.min_t = Some(stats.min_t.map_or(min_t, |m| m.min(min_t)));
+                    stats.max_t = Some(stats.max_t.map_or(s.max_t, |m| m.max(s.max_t)));
+                }
+            }
+        }
+        stats
+    }
+
+    /// Series count per value of label `name` (per metric name for `__name__`), largest first.
+    pub fn cardinality_by_value(&self, name: &str, limit: usize) -> Vec<(String, u64)> {
+        let symbols = read(&self.symbols);
+        let index = read(&self.postings);
+        let Some(values) = symbols.ids.get(name).and_then(|n| index.by_label.get(n)) else {
+            return Vec::new();
+        };
+        let mut counts: Vec<(String, u64)> = values
+            .iter()
+            .map(|(v, refs)| (symbols.get(*v).to_string(), refs.len() as u64))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(limit);
+        counts
+    }
+
+    /// Label names with their number of distinct values, largest first.
+    pub fn value_counts_by_name(&self, limit: usize) -> Vec<(String, u64)> {
+        let symbols = read(&self.symbols);
+        let index = read(&self.postings);
+        let mut counts: Vec<(String, u64)> = index
+            .by_label
+            .iter()
+            .map(|(n, values)| (symbols.get(*n).to_string(), values.len() as u64))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(limit);
+        counts
+    }
+
+    /// Series count per `name=value` pair, largest first.
+    pub fn cardinality_by_pair(&self, limit: usize) -> Vec<(String, u64)> {
+        let symbols = read(&self.symbols);
+        let index = read(&self.postings);
+        let mut counts: Vec<(String, u64)> = index
+            .by_label
+            .iter()
+            .flat_map(|(n, values)| {
+                values
+                    .iter()
+                    .map(move |(v, refs)| (*n, *v, refs.len() as u64))
+            })
+            .map(|(n, v, c)| (format!("{}={}", symbols.get(n), symbols.get(v)), c))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(limit);
+        counts
+    }
+}

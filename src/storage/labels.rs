@@ -1,0 +1,223 @@
+//! The one label-set type, [`Labels`]: label pairs sorted by name, names
+//! unique, no empty values — Prometheus's invariants, checked once where a
+//! label set enters fleetmon ([`Labels::new`]) so that everything downstream
+//! can rely on them. Also the stale-marker bit pattern.
+
+use std::fmt;
+
+/// The label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Prometheus's stale marker: a NaN with this exact bit pattern means "the
+/// series ended here"; any other NaN is an ordinary value.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The stale marker as an `f64`.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `value` is the stale marker (bit-exact, not just any NaN).
+pub fn is_stale_nan(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// Why a label set was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelError {
+    /// A label name is empty.
+    EmptyName,
+    /// The same name appears twice.
+    DuplicateName(String),
+    /// The series has no metric name.
+    MissingMetricName,
+    /// No labels at all (once empty values are dropped).
+    Empty,
+}
+
+impl fmt::Display for LabelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelError::EmptyName => write!(f, "a label name is empty"),
+            LabelError::DuplicateName(name) => write!(f, "duplicate label name \"{name}\""),
+            LabelError::MissingMetricName => write!(f, "the series has no metric name (__name__)"),
+            LabelError::Empty => write!(f, "the label set is empty"),
+        }
+    }
+}
+
+impl std::error::Error for LabelError {}
+
+/// A valid label set, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Validates and sorts `pairs` as Prometheus 3 does on ingestion: labels
+    /// with an empty value are dropped (an empty value means "absent"), names
+    /// must be non-empty (any UTF-8, as Prometheus 3 allows) and unique, and a
+    /// metric name is required.
+    pub fn new<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels, LabelError>
+    where
+        N: Into<String>,
+        V: Into<String>,
+    {
+        let mut labels: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.into(), v.into()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if labels.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for pair in labels.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                return Err(LabelError::DuplicateName(pair[0].0.clone()));
+            }
+        }
+        if labels.iter().any(|(n, _)| n.is_empty()) {
+            return Err(LabelError::EmptyName);
+        }
+        let labels = Labels(labels);
+        if labels.metric_name().is_none() {
+            return Err(LabelError::MissingMetricName);
+        }
+        Ok(labels)
+    }
+
+    /// Builds a label set from pairs already known to be valid and sorted
+    /// (read back from fleetmon's own store).
+    pub(crate) fn from_sorted(pairs: Vec<(String, String)>) -> Labels {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        Labels(pairs)
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The metric name.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// The pairs, sorted by name.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false for a validated set; here for completeness with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A hash that is the same in every process (for sharding and WAL checks).
+    pub fn stable_hash(&self) -> u64 {
+        // FNV-1a over names and values with separators that cannot occur in UTF-8.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for (name, value) in &self.0 {
+            for byte in name
+                .bytes()
+                .chain([0xff])
+                .chain(value.bytes())
+                .chain([0xfe])
+            {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+}
+
+impl fmt::Display for Labels {
+    /// `metric{a="b",c="d"}` with Go-style escaping, as Prometheus prints series.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name().unwrap_or_default();
+        write!(f, "{name}{{")?;
+        let mut first = true;
+        for (n, v) in self.0.iter().filter(|(n, _)| n != METRIC_NAME) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{n}=\"")?;
+            for c in v.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_with_empty_values_dropped() {
+        let labels = Labels::new([("job", "api"), ("__name__", "up"), ("env", "")]).unwrap();
+        assert_eq!(
+            labels.pairs(),
+            &[
+                ("__name__".to_string(), "up".to_string()),
+                ("job".to_string(), "api".to_string())
+            ]
+        );
+        assert_eq!(labels.get("env"), None);
+        assert_eq!(labels.metric_name(), Some("up"));
+    }
+
+    #[test]
+    fn invalid_sets_are_refused_with_the_reason() {
+        assert_eq!(
+            Labels::new([("__name__", "up"), ("a", "1"), ("a", "2")]),
+            Err(LabelError::DuplicateName("a".into()))
+        );
+        assert_eq!(
+            Labels::new([("__name__", "up"), ("", "x")]),
+            Err(LabelError::EmptyName)
+        );
+        assert_eq!(
+            Labels::new([("job", "x")]),
+            Err(LabelError::MissingMetricName)
+        );
+        assert_eq!(Labels::new([("__name__", "")]), Err(LabelError::Empty));
+        assert!(
+            Labels::new([("__name__", "up"), ("läbel.name", "ok")]).is_ok(),
+            "UTF-8 names, as Prometheus 3"
+        );
+    }
+
+    #[test]
+    fn display_and_hash() {
+        let a = Labels::new([("__name__", "m"), ("b", "x\"y\\\n")]).unwrap();
+        assert_eq!(a.to_string(), r#"m{b="x\"y\\\n"}"#);
+        let b = Labels::new([("b", "x\"y\\\n"), ("__name__", "m")]).unwrap();
+        assert_eq!(a.stable_hash(), b.stable_hash());
+        let c = Labels::new([("__name__", "m"), ("b", "x")]).unwrap();
+        assert_ne!(a.stable_hash(), c.stable_hash());
+    }
+
+    #[test]
+    fn stale_marker_is_bit_exact() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+    }
+}
