@@ -30,18 +30,20 @@ fn labels(series: usize) -> Vec<(String, String)> {
 
 fn open(dir: &str) -> Storage {
     let kv = Kv::open(std::path::Path::new(dir)).expect("open kv");
-    Storage::open(&kv, StorageOptions::default())
+    Storage::open(&kv, std::path::Path::new(dir), StorageOptions::default())
         .expect("open storage")
         .0
 }
 
 /// Every stored sample per series.
 fn stored(storage: &Storage) -> HashMap<usize, Vec<(i64, f64)>> {
-    let all = storage.select(
-        &[Matcher::new(MatchOp::Equal, "__name__", "durability_test").unwrap()],
-        i64::MIN,
-        i64::MAX,
-    );
+    let all = storage
+        .select(
+            &[Matcher::new(MatchOp::Equal, "__name__", "durability_test").unwrap()],
+            i64::MIN,
+            i64::MAX,
+        )
+        .unwrap();
     all.iter()
         .map(|s| {
             (

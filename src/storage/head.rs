@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::chunk::{XorChunk, MAX_SAMPLES};
+use super::index::{select_postings, LabelIndex};
 use super::labels::Labels;
 use super::matcher::Matcher;
 use super::postings;
@@ -138,6 +139,41 @@ struct Postings {
     all: Vec<SeriesRef>,
 }
 
+/// A consistent read view of the head's index.
+struct HeadIndex<'a> {
+    symbols: std::sync::RwLockReadGuard<'a, Symbols>,
+    postings: std::sync::RwLockReadGuard<'a, Postings>,
+}
+
+impl LabelIndex for HeadIndex<'_> {
+    type Error = std::convert::Infallible;
+
+    fn postings_where(
+        &self,
+        name: &str,
+        accept: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<u64>, Self::Error> {
+        let Some(values) = self
+            .symbols
+            .ids
+            .get(name)
+            .and_then(|n| self.postings.by_label.get(n))
+        else {
+            return Ok(Vec::new());
+        };
+        let lists: Vec<&[SeriesRef]> = values
+            .iter()
+            .filter(|(v, _)| accept(self.symbols.get(**v)))
+            .map(|(_, refs)| refs.as_slice())
+            .collect();
+        Ok(postings::union_many(&lists))
+    }
+
+    fn all_postings(&self) -> Result<Vec<u64>, Self::Error> {
+        Ok(self.postings.all.clone())
+    }
+}
+
 /// What happened to one sample offered to the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -177,6 +213,8 @@ pub struct Head {
     postings: RwLock<Postings>,
     next_ref: AtomicU64,
     max_t: AtomicI64,
+    /// Samples older than this are refused: their window is (being) written to a block.
+    min_append_t: AtomicI64,
     block_range_ms: i64,
 }
 
@@ -197,6 +235,7 @@ impl Head {
             postings: RwLock::new(Postings::default()),
             next_ref: AtomicU64::new(1),
             max_t: AtomicI64::new(i64::MIN),
+            min_append_t: AtomicI64::new(i64::MIN),
             block_range_ms: block_range_ms.max(1),
         }
     }
@@ -277,7 +316,8 @@ impl Head {
         let Some(s) = shard.series.get_mut(&series) else {
             return Outcome::TooOld;
         };
-        if t < min_valid_t {
+        // Read under the shard lock: see `seal_before`.
+        if t < min_valid_t || t < self.min_append_t.load(Ordering::Acquire) {
             return Outcome::TooOld;
         }
         if t < s.max_t {
@@ -335,54 +375,14 @@ impl Head {
 
     /// The series whose labels satisfy every matcher, sorted by ref.
     pub fn postings_for(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
-        let symbols = read(&self.symbols);
-        let index = read(&self.postings);
-        let values_matching = |m: &Matcher| -> Vec<SeriesRef> {
-            let Some(name) = symbols.ids.get(m.name.as_str()) else {
-                return Vec::new();
-            };
-            let Some(values) = index.by_label.get(name) else {
-                return Vec::new();
-            };
-            let lists: Vec<&[SeriesRef]> = values
-                .iter()
-                .filter(|(value, _)| m.matches(symbols.get(**value)))
-                .map(|(_, refs)| refs.as_slice())
-                .collect();
-            postings::union_many(&lists)
+        let view = HeadIndex {
+            symbols: read(&self.symbols),
+            postings: read(&self.postings),
         };
-        // Prometheus's approach: matchers that reject "" select series by the
-        // values they match; matchers that accept "" (so also series without
-        // the label) subtract the series whose value they reject.
-        let mut positive: Vec<Vec<SeriesRef>> = Vec::new();
-        let mut negative: Vec<Vec<SeriesRef>> = Vec::new();
-        for m in matchers {
-            if m.matches_empty() {
-                let Some(name) = symbols.ids.get(m.name.as_str()) else {
-                    continue;
-                };
-                let Some(values) = index.by_label.get(name) else {
-                    continue;
-                };
-                let lists: Vec<&[SeriesRef]> = values
-                    .iter()
-                    .filter(|(value, _)| !m.matches(symbols.get(**value)))
-                    .map(|(_, refs)| refs.as_slice())
-                    .collect();
-                negative.push(postings::union_many(&lists));
-            } else {
-                positive.push(values_matching(m));
-            }
+        match select_postings(&view, matchers) {
+            Ok(refs) => refs,
+            Err(never) => match never {},
         }
-        let mut result = if positive.is_empty() {
-            index.all.clone()
-        } else {
-            postings::intersect_many(positive)
-        };
-        for exclude in negative {
-            result = postings::subtract(&result, &exclude);
-        }
-        result
     }
 
     /// Labels and chunks overlapping `[mint, maxt]` of each series in `refs`.
@@ -406,6 +406,93 @@ impl Head {
             out.push((labels, chunks));
         }
         out
+    }
+
+    /// Refuses samples older than `boundary` from now on and returns, sorted
+    /// by labels, every series' chunks that end before it (the open chunk is
+    /// sealed when it does): the contents of the block to write.
+    pub fn seal_before(&self, boundary: i64) -> Vec<(Labels, Vec<SealedChunk>)> {
+        self.min_append_t.fetch_max(boundary, Ordering::AcqRel);
+        let mut out = Vec::new();
+        // Taking each shard's write lock also waits out appends that read the
+        // old bound, so nothing older than `boundary` arrives after this pass.
+        for shard in self.shards.iter() {
+            let mut shard = write(shard);
+            for s in shard.series.values_mut() {
+                if s.open.last_time().is_some_and(|last| last < boundary) {
+                    s.seal();
+                }
+                let chunks: Vec<SealedChunk> = s
+                    .sealed
+                    .iter()
+                    .filter(|c| c.max_t < boundary)
+                    .cloned()
+                    .collect();
+                if !chunks.is_empty() {
+                    out.push((read(&self.symbols).resolve(&s.labels), chunks));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Drops the chunks that end before `boundary` (now in a block) and the
+    /// series left without samples; returns the refs of the dropped series.
+    pub fn drop_before(&self, boundary: i64) -> Vec<SeriesRef> {
+        let mut dropped = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = write(shard);
+            let mut emptied = Vec::new();
+            for (&series, s) in shard.series.iter_mut() {
+                s.sealed.retain(|c| c.max_t >= boundary);
+                if s.sealed.is_empty() && s.open.is_empty() {
+                    emptied.push(series);
+                }
+            }
+            for series in emptied {
+                if let Some(s) = shard.series.remove(&series) {
+                    let hash = read(&self.symbols).resolve(&s.labels).stable_hash();
+                    if let Some(list) = shard.by_hash.get_mut(&hash) {
+                        list.retain(|r| *r != series);
+                        if list.is_empty() {
+                            shard.by_hash.remove(&hash);
+                        }
+                    }
+                    let mut index = write(&self.postings);
+                    for (n, v) in s.labels.iter() {
+                        if let Some(values) = index.by_label.get_mut(n) {
+                            if let Some(refs) = values.get_mut(v) {
+                                postings::remove_sorted(refs, series);
+                                if refs.is_empty() {
+                                    values.remove(v);
+                                }
+                            }
+                            if values.is_empty() {
+                                index.by_label.remove(n);
+                            }
+                        }
+                    }
+                    postings::remove_sorted(&mut index.all, series);
+                    dropped.push(series);
+                }
+            }
+        }
+        dropped
+    }
+
+    /// The oldest timestamp in the head.
+    pub fn min_time(&self) -> Option<i64> {
+        self.shards
+            .iter()
+            .filter_map(|shard| {
+                read(shard)
+                    .series
+                    .values()
+                    .filter_map(MemSeries::min_t)
+                    .min()
+            })
+            .min()
     }
 
     /// Counts for the status API.

@@ -11,9 +11,11 @@
 //! shared flush for concurrent appenders) before answering. At start,
 //! [`Storage::open`] rebuilds the head from the series table and the WAL.
 
+pub mod block;
 pub mod chunk;
 mod encoding;
 pub mod head;
+mod index;
 pub mod kv;
 pub mod labels;
 pub mod matcher;
@@ -24,7 +26,9 @@ pub mod wal;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 pub use head::{HeadStats, Outcome};
@@ -32,7 +36,9 @@ pub use kv::{Kv, KvError, KvTree};
 pub use labels::{LabelError, Labels};
 pub use matcher::{MatchOp, Matcher};
 
+use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput};
 use head::{Head, SealedChunk};
+use index::{select_postings, LabelIndex};
 use wal::{Wal, WalSample};
 
 /// Settings of the time-series store.
@@ -40,12 +46,22 @@ use wal::{Wal, WalSample};
 pub struct StorageOptions {
     /// Width of a block's time window; chunks never span a multiple of it.
     pub block_range: Duration,
+    /// Blocks whose newest sample is older than this, counted back from the
+    /// newest sample in the store, are deleted.
+    pub retention_time: Duration,
+    /// When blocks take more bytes than this, the oldest are deleted.
+    pub retention_size: Option<u64>,
+    /// Bytes of decompressed block chunks cached per block.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for StorageOptions {
     fn default() -> StorageOptions {
         StorageOptions {
             block_range: Duration::from_secs(2 * 3600),
+            retention_time: Duration::from_secs(15 * 24 * 3600),
+            retention_size: None,
+            block_cache_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -181,26 +197,95 @@ pub enum StorageError {
     /// The key-value store (WAL, series table) failed.
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// A block could not be read; it was set aside and later queries skip it.
+    #[error("block {id} is corrupted and was set aside in {set_aside}: {source}")]
+    CorruptBlock {
+        /// The block's id.
+        id: String,
+        /// Where it was moved.
+        set_aside: String,
+        /// What is wrong with it.
+        source: BlockError,
+    },
+    /// Writing a block failed; the head keeps its samples.
+    #[error("writing a block: {0}")]
+    BlockWrite(BlockError),
+    /// A storage directory could not be created or listed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
-/// The time-series store.
+/// Where the store keeps its block directories, under `--storage.path`.
+pub const BLOCKS_DIR: &str = "blocks";
+/// Where unreadable blocks are moved, under `--storage.path`.
+pub const CORRUPTED_DIR: &str = "corrupted";
+
+/// The time-series store: the head (with its WAL) and the sealed blocks.
 pub struct Storage {
     head: Head,
     wal: Wal,
+    kv: Kv,
     options: StorageOptions,
+    blocks_dir: PathBuf,
+    corrupted_dir: PathBuf,
+    /// Open blocks, oldest first.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
 }
 
 impl Storage {
-    /// Opens the store in `kv`, rebuilding the head from the WAL.
-    pub fn open(kv: &Kv, options: StorageOptions) -> Result<(Storage, ReplayReport), StorageError> {
+    /// Opens the store of `kv` whose files are under `dir`: opens every
+    /// block (setting aside those that fail their checks), then rebuilds the
+    /// head from the series table and the WAL.
+    pub fn open(
+        kv: &Kv,
+        dir: &Path,
+        options: StorageOptions,
+    ) -> Result<(Storage, ReplayReport), StorageError> {
         let start = Instant::now();
-        let block_range_ms = options.block_range.as_millis() as i64;
-        let head = Head::new(block_range_ms);
+        let blocks_dir = dir.join(BLOCKS_DIR);
+        let corrupted_dir = dir.join(CORRUPTED_DIR);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { path, source }
+        };
+        std::fs::create_dir_all(&blocks_dir).map_err(io(&blocks_dir))?;
+        block::remove_incomplete(&blocks_dir).map_err(io(&blocks_dir))?;
+        let mut blocks = Vec::new();
+        let mut names: Vec<String> = std::fs::read_dir(&blocks_dir)
+            .map_err(io(&blocks_dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| block::is_block_id(name))
+            .collect();
+        names.sort();
+        for name in names {
+            match Block::open(&blocks_dir.join(&name), options.block_cache_bytes) {
+                Ok(b) => blocks.push(Arc::new(b)),
+                Err(e) => {
+                    let moved = set_aside(&blocks_dir.join(&name), &corrupted_dir);
+                    tracing::error!(block = name, error = %e, set_aside = moved, "block failed its checks; set aside, the rest of the store keeps serving");
+                }
+            }
+        }
+        blocks.sort_by_key(|b| b.meta().min_time);
+        let persisted_until = blocks.iter().map(|b| b.meta().max_time).max();
+
+        let head = Head::new(options.block_range.as_millis() as i64);
         let wal = Wal::open(kv)?;
         let mut report = ReplayReport::default();
         for (series, labels) in wal.load_series()? {
             head.get_or_create(&labels, Some(series));
             report.series += 1;
+        }
+        if let Some(until) = persisted_until {
+            // Samples a crash left in the WAL after they reached a block are not replayed twice.
+            head.seal_before(until.saturating_add(1));
         }
         let mut late: HashMap<wal::SeriesRef, Vec<(i64, f64)>> = HashMap::new();
         let stats = wal.replay(|s| {
@@ -215,7 +300,17 @@ impl Storage {
             head.merge_late(series, samples);
         }
         report.duration = start.elapsed();
-        Ok((Storage { head, wal, options }, report))
+        let storage = Storage {
+            head,
+            wal,
+            kv: kv.clone(),
+            options,
+            blocks_dir,
+            corrupted_dir,
+            blocks: RwLock::new(blocks),
+            compacting: Mutex::new(()),
+        };
+        Ok((storage, report))
     }
 
     fn min_valid_time(&self) -> i64 {
@@ -296,12 +391,30 @@ impl Storage {
         Ok(report)
     }
 
-    /// The series matching every matcher with samples in `[mint, maxt]`, sorted by labels.
-    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+    /// The series matching every matcher with samples in `[mint, maxt]`,
+    /// from the blocks and the head merged, sorted by labels. A block that
+    /// fails to read is set aside and reported; later selects skip it.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut merged: BTreeMap<Labels, Vec<SealedChunk>> = BTreeMap::new();
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        for b in blocks
+            .iter()
+            .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
+        {
+            if let Err(source) = select_from_block(b, matchers, mint, maxt, &mut merged) {
+                return Err(self.set_block_aside(b, source));
+            }
+        }
         let refs = self.head.postings_for(matchers);
-        let mut out: Vec<Series> = self
-            .head
-            .series_data(&refs, mint, maxt)
+        for (labels, chunks) in self.head.series_data(&refs, mint, maxt) {
+            merged.entry(labels).or_default().extend(chunks);
+        }
+        Ok(merged
             .into_iter()
             .map(|(labels, chunks)| Series {
                 labels,
@@ -309,21 +422,154 @@ impl Storage {
                 mint,
                 maxt,
             })
-            .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
+            .collect())
+    }
+
+    fn set_block_aside(&self, b: &Arc<Block>, source: BlockError) -> StorageError {
+        write_lock(&self.blocks).retain(|other| !Arc::ptr_eq(other, b));
+        let set_aside = set_aside(b.dir(), &self.corrupted_dir);
+        tracing::error!(block = b.meta().id, error = %source, set_aside, "block failed a read check; set aside, the rest of the store keeps serving");
+        StorageError::CorruptBlock {
+            id: b.meta().id.clone(),
+            set_aside,
+            source,
+        }
+    }
+
+    /// Metadata of the open blocks, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        read_lock(&self.blocks)
+            .iter()
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
+    /// Bytes on disk of the open blocks.
+    pub fn blocks_size(&self) -> u64 {
+        read_lock(&self.blocks).iter().map(|b| b.size_bytes()).sum()
+    }
+
+    /// Writes the head's oldest block-range window to a block once the head
+    /// reaches half a range past its end, drops it from the head, checkpoints
+    /// the WAL, then applies retention. Returns the block written, if any.
+    /// Blocking: run it off the async workers.
+    pub fn compact(&self) -> Result<Option<BlockMeta>, StorageError> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let range = self.options.block_range.as_millis() as i64;
+        let (Some(head_min), Some(head_max)) = (self.head.min_time(), self.head.max_time()) else {
+            return Ok(None);
+        };
+        let window_start = head_min.div_euclid(range) * range;
+        let window_end = window_start + range;
+        if head_max < window_end + range / 2 {
+            return Ok(None);
+        }
+        let sealed = self.head.seal_before(window_end);
+        let inputs = sealed.iter().map(|(labels, chunks)| SeriesInput {
+            labels: labels.pairs().to_vec(),
+            chunks: chunks
+                .iter()
+                .map(|c| ChunkInput {
+                    min_t: c.min_t,
+                    max_t: c.max_t,
+                    num_samples: c.samples,
+                    bytes: &c.bytes,
+                })
+                .collect(),
+        });
+        let written = block::write_block(
+            &self.blocks_dir,
+            inputs,
+            window_start,
+            window_end - 1,
+            Compaction {
+                level: 1,
+                sources: Vec::new(),
+            },
+        )
+        .map_err(StorageError::BlockWrite)?;
+        if let Some(meta) = &written {
+            let opened = Block::open(
+                &self.blocks_dir.join(&meta.id),
+                self.options.block_cache_bytes,
+            )
+            .map_err(StorageError::BlockWrite)?;
+            let mut blocks = write_lock(&self.blocks);
+            blocks.push(Arc::new(opened));
+            blocks.sort_by_key(|b| b.meta().min_time);
+        }
+        // Only now that the block is durable may the head and the WAL let go.
+        for series in self.head.drop_before(window_end) {
+            self.wal.forget_series(series)?;
+        }
+        let dropped = self
+            .wal
+            .checkpoint(self.wal.next_sequence(), |s| s.t >= window_end)?;
+        self.kv.flush()?;
+        tracing::info!(
+            block = written.as_ref().map(|m| m.id.as_str()),
+            window_start,
+            window_end,
+            wal_samples_dropped = dropped,
+            "head window written to a block"
+        );
+        self.apply_retention(head_max);
+        Ok(written)
+    }
+
+    /// Deletes whole blocks beyond the retention time (counted back from
+    /// `newest`) or, oldest first, beyond the retention size.
+    fn apply_retention(&self, newest: i64) {
+        let cutoff = newest.saturating_sub(self.options.retention_time.as_millis() as i64);
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        {
+            let mut blocks = write_lock(&self.blocks);
+            blocks.retain(|b| {
+                let keep = b.meta().max_time >= cutoff;
+                if !keep {
+                    doomed.push(b.clone());
+                }
+                keep
+            });
+            if let Some(limit) = self.options.retention_size {
+                let mut total: u64 = blocks.iter().map(|b| b.size_bytes()).sum();
+                while total > limit && !blocks.is_empty() {
+                    let oldest = blocks.remove(0);
+                    total -= oldest.size_bytes();
+                    doomed.push(oldest);
+                }
+            }
+        }
+        for b in doomed {
+            // Readers holding the block keep their mappings; the files go when they are done.
+            match std::fs::remove_dir_all(b.dir()) {
+                Ok(()) => tracing::info!(
+                    block = b.meta().id,
+                    max_time = b.meta().max_time,
+                    "block deleted by retention"
+                ),
+                Err(e) => {
+                    tracing::error!(block = b.meta().id, error = %e, "could not delete a block past retention")
+                }
+            }
+        }
     }
 
     /// Label names of the series matching `matchers` in `[mint, maxt]`, sorted.
-    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError> {
         let mut names: Vec<String> = self
-            .select(matchers, mint, maxt)
+            .select(matchers, mint, maxt)?
             .iter()
             .flat_map(|s| s.labels.pairs().iter().map(|(n, _)| n.clone()))
             .collect();
         names.sort();
         names.dedup();
-        names
+        Ok(names)
     }
 
     /// Values of label `name` among the series matching `matchers` in `[mint, maxt]`, sorted.
@@ -333,15 +579,15 @@ impl Storage {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, StorageError> {
         let mut values: Vec<String> = self
-            .select(matchers, mint, maxt)
+            .select(matchers, mint, maxt)?
             .iter()
             .filter_map(|s| s.labels.get(name).map(str::to_string))
             .collect();
         values.sort();
         values.dedup();
-        values
+        Ok(values)
     }
 
     /// The head's counts.
@@ -353,4 +599,83 @@ impl Storage {
     pub fn head(&self) -> &Head {
         &self.head
     }
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Moves a block directory into `corrupted`; returns where it went (or why it could not).
+fn set_aside(block_dir: &Path, corrupted: &Path) -> String {
+    let target = corrupted.join(block_dir.file_name().unwrap_or_default());
+    match std::fs::create_dir_all(corrupted).and_then(|()| std::fs::rename(block_dir, &target)) {
+        Ok(()) => target.display().to_string(),
+        Err(e) => format!("(could not move {}: {e})", block_dir.display()),
+    }
+}
+
+/// A block's postings as a [`LabelIndex`].
+struct BlockIndex<'a>(&'a Block);
+
+impl LabelIndex for BlockIndex<'_> {
+    type Error = BlockError;
+
+    fn postings_where(
+        &self,
+        name: &str,
+        accept: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<u64>, BlockError> {
+        let mut lists = Vec::new();
+        for value in self.0.label_values(name).into_iter().filter(|v| accept(v)) {
+            lists.push(
+                self.0
+                    .postings(name, value)?
+                    .into_iter()
+                    .map(u64::from)
+                    .collect::<Vec<u64>>(),
+            );
+        }
+        let slices: Vec<&[u64]> = lists.iter().map(Vec::as_slice).collect();
+        Ok(postings::union_many(&slices))
+    }
+
+    fn all_postings(&self) -> Result<Vec<u64>, BlockError> {
+        Ok(self.0.all_series().map(u64::from).collect())
+    }
+}
+
+/// Adds the series of `block` that match, with their chunks in `[mint, maxt]`, to `merged`.
+fn select_from_block(
+    block: &Block,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+    merged: &mut BTreeMap<Labels, Vec<SealedChunk>>,
+) -> Result<(), BlockError> {
+    for id in select_postings(&BlockIndex(block), matchers)? {
+        let id = id as u32;
+        let mut chunks = Vec::new();
+        for meta in block
+            .series_chunks(id)?
+            .into_iter()
+            .filter(|m| m.max_t >= mint && m.min_t <= maxt)
+        {
+            let bytes = block.chunk(&meta)?;
+            chunks.push(SealedChunk {
+                min_t: meta.min_t,
+                max_t: meta.max_t,
+                samples: meta.num_samples,
+                bytes: Arc::from(&*bytes),
+            });
+        }
+        if !chunks.is_empty() {
+            let labels = Labels::from_sorted(block.series_labels(id)?);
+            merged.entry(labels).or_default().extend(chunks);
+        }
+    }
+    Ok(())
 }

@@ -21,7 +21,9 @@ fn m(op: MatchOp, name: &str, value: &str) -> Matcher {
 
 fn open(dir: &std::path::Path) -> Storage {
     let kv = Kv::open(dir).unwrap();
-    Storage::open(&kv, StorageOptions::default()).unwrap().0
+    Storage::open(&kv, dir, StorageOptions::default())
+        .unwrap()
+        .0
 }
 
 const T0: i64 = 1_700_000_000_000;
@@ -65,7 +67,9 @@ fn every_sample_gets_an_outcome_and_good_ones_are_stored() {
         report.examples
     );
 
-    let selected = storage.select(&[m(MatchOp::Equal, "__name__", "up")], i64::MIN, i64::MAX);
+    let selected = storage
+        .select(&[m(MatchOp::Equal, "__name__", "up")], i64::MIN, i64::MAX)
+        .unwrap();
     let samples = selected[0].samples().unwrap();
     assert_eq!(samples.len(), 3);
     assert_eq!(
@@ -106,6 +110,7 @@ fn matchers_follow_prometheus_semantics() {
     let names = |matchers: &[Matcher]| -> Vec<String> {
         storage
             .select(matchers, i64::MIN, i64::MAX)
+            .unwrap()
             .iter()
             .map(|s| s.labels.to_string())
             .collect()
@@ -147,16 +152,21 @@ fn matchers_follow_prometheus_semantics() {
         [r#"up{job="x"}"#]
     );
     assert_eq!(
-        storage.label_values("status_code", &[], i64::MIN, i64::MAX),
+        storage
+            .label_values("status_code", &[], i64::MIN, i64::MAX)
+            .unwrap(),
         ["200", "500", "503"]
     );
     assert_eq!(
-        storage.label_names(&[m(MatchOp::Equal, "__name__", "up")], i64::MIN, i64::MAX),
+        storage
+            .label_names(&[m(MatchOp::Equal, "__name__", "up")], i64::MIN, i64::MAX)
+            .unwrap(),
         ["__name__", "job"]
     );
     // Time ranges are honoured.
     assert!(storage
         .select(&[m(MatchOp::Equal, "__name__", "up")], T0 + 1, T0 + 10)
+        .unwrap()
         .is_empty());
     let top = storage.head().cardinality_by_value("__name__", 10);
     assert_eq!(top[0], ("http_requests_total".to_string(), 3));
@@ -185,15 +195,17 @@ fn a_reopened_store_answers_the_same() {
         }
         storage
             .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+            .unwrap()
             .iter()
             .map(|s| (s.labels.to_string(), s.samples().unwrap()))
             .collect()
     };
     let kv = Kv::open(dir.path()).unwrap();
-    let (storage, replay) = Storage::open(&kv, StorageOptions::default()).unwrap();
+    let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
     assert_eq!((replay.series, replay.samples), (50, 15_000));
     let after: Vec<(String, Vec<(i64, f64)>)> = storage
         .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap()
         .iter()
         .map(|s| (s.labels.to_string(), s.samples().unwrap()))
         .collect();
@@ -204,7 +216,7 @@ fn a_reopened_store_answers_the_same() {
         .append_blocking(&[series(&[("__name__", "new")], &[(T0 + 5_000_000, 1.0)])])
         .unwrap();
     assert_eq!(report.new_series, 1);
-    assert_eq!(storage.select(&[], i64::MIN, i64::MAX).len(), 51);
+    assert_eq!(storage.select(&[], i64::MIN, i64::MAX).unwrap().len(), 51);
 }
 
 #[test]
@@ -238,25 +250,248 @@ fn concurrent_appenders_of_the_same_series_lose_nothing_they_were_told_was_store
         .flat_map(|t| t.join().unwrap())
         .collect();
     acknowledged.sort_by_key(|s| s.0);
-    let kept = storage.select(
-        &[m(MatchOp::Equal, "__name__", "shared")],
-        i64::MIN,
-        i64::MAX,
-    )[0]
-    .samples()
-    .unwrap();
+    let kept = storage
+        .select(
+            &[m(MatchOp::Equal, "__name__", "shared")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .unwrap()[0]
+        .samples()
+        .unwrap();
     assert_eq!(
         kept, acknowledged,
         "exactly the acknowledged samples are stored"
     );
     drop(storage);
     let reopened = open(dir.path());
-    let replayed = reopened.select(
-        &[m(MatchOp::Equal, "__name__", "shared")],
-        i64::MIN,
-        i64::MAX,
-    )[0]
-    .samples()
-    .unwrap();
+    let replayed = reopened
+        .select(
+            &[m(MatchOp::Equal, "__name__", "shared")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .unwrap()[0]
+        .samples()
+        .unwrap();
     assert_eq!(replayed, acknowledged, "and they survive a restart");
+}
+
+/// Appends `hours` of 15 s samples for `n` series, as a scraper would.
+fn fill(storage: &Storage, n: i64, from: i64, hours: i64) {
+    let steps = hours * 240;
+    for slice in (0..steps).step_by(40) {
+        let batch: Vec<SeriesSamples> = (0..n)
+            .map(|i| {
+                let samples = (slice..(slice + 40).min(steps))
+                    .map(|j| (from + j * 15_000, (i * 1000 + j) as f64))
+                    .collect::<Vec<_>>();
+                series(&[("__name__", "m"), ("i", &i.to_string())], &samples)
+            })
+            .collect();
+        let report = storage.append_blocking(&batch).unwrap();
+        assert_eq!(report.rejected_total(), 0, "{:?}", report.examples);
+    }
+}
+
+fn everything(storage: &Storage) -> Vec<(String, Vec<(i64, f64)>)> {
+    storage
+        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| (s.labels.to_string(), s.samples().unwrap()))
+        .collect()
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn compaction_moves_old_windows_to_blocks_and_answers_stay_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
+    let before = {
+        let storage = open(dir.path());
+        fill(&storage, 20, start, 7);
+        let before = everything(&storage);
+        let head_samples = storage.head_stats().samples;
+        let wal_records = storage.wal.records();
+        // 7 h of data: windows [0,2h) and [2h,4h) are more than half a range old; [4h,6h) is not.
+        let first = storage.compact().unwrap().expect("a block");
+        assert_eq!(
+            (first.min_time, first.max_time),
+            (start, start + 2 * HOUR - 1)
+        );
+        assert_eq!(first.stats.num_series, 20);
+        assert_eq!(first.stats.num_samples, 20 * 480);
+        assert!(storage.compact().unwrap().is_some());
+        assert!(
+            storage.compact().unwrap().is_none(),
+            "the window still being written stays in the head"
+        );
+        assert_eq!(storage.blocks().len(), 2);
+        assert_eq!(storage.head_stats().samples, head_samples - 2 * 20 * 480);
+        assert!(
+            storage.wal.records() < wal_records,
+            "the WAL was checkpointed"
+        );
+        assert_eq!(
+            everything(&storage),
+            before,
+            "blocks and head together answer as the head did"
+        );
+        // Samples for a window already in a block are refused, not silently lost.
+        let late = storage
+            .append_blocking(&[series(
+                &[("__name__", "m"), ("i", "0")],
+                &[(start + 10, 1.0)],
+            )])
+            .unwrap();
+        assert_eq!(late.rejected[&Rejection::TooOld], 1);
+        before
+    };
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    assert_eq!(
+        replay.samples,
+        20 * (7 * 240 - 2 * 480),
+        "only what is not in blocks is replayed"
+    );
+    assert_eq!(
+        everything(&storage),
+        before,
+        "and the same answers after a restart"
+    );
+    let narrow = storage
+        .select(
+            &[m(MatchOp::Equal, "i", "3")],
+            start + HOUR,
+            start + 3 * HOUR,
+        )
+        .unwrap();
+    assert_eq!(
+        narrow[0].samples().unwrap().len(),
+        2 * 240 + 1,
+        "a range across the block boundary"
+    );
+}
+
+#[test]
+fn retention_deletes_whole_blocks_by_time_and_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
+    let kv = Kv::open(dir.path()).unwrap();
+    let options = StorageOptions {
+        retention_time: Duration::from_secs(5 * 3600),
+        ..StorageOptions::default()
+    };
+    let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
+    fill(&storage, 5, start, 11);
+    while storage.compact().unwrap().is_some() {}
+    // Newest sample at 11 h − 15 s: with 5 h of retention, blocks ending
+    // before 6 h − 15 s go ([0,2h) and [2h,4h)); [4h,6h) still holds samples within 5 h.
+    let blocks = storage.blocks();
+    assert_eq!(
+        blocks
+            .iter()
+            .map(|b| (b.min_time - start) / HOUR)
+            .collect::<Vec<_>>(),
+        [4, 6]
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(BLOCKS_DIR))
+            .unwrap()
+            .count(),
+        2,
+        "deleted from disk too"
+    );
+    let oldest = storage
+        .select(&[m(MatchOp::Equal, "i", "0")], i64::MIN, i64::MAX)
+        .unwrap()[0]
+        .samples()
+        .unwrap()[0]
+        .0;
+    assert_eq!(oldest, start + 4 * HOUR);
+    drop(storage);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    fill(&storage, 5, start, 9);
+    while storage.compact().unwrap().is_some() {}
+    assert_eq!(storage.blocks().len(), 3);
+    let one_block = storage.blocks_size() / 3;
+    drop((storage, kv));
+    let kv = Kv::open(dir.path()).unwrap();
+    let options = StorageOptions {
+        retention_size: Some(one_block * 2),
+        ..StorageOptions::default()
+    };
+    let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
+    fill(&storage, 5, start + 9 * HOUR, 2);
+    storage.compact().unwrap();
+    assert!(
+        storage.blocks_size() <= one_block * 2 + one_block / 2,
+        "{} > {}",
+        storage.blocks_size(),
+        one_block * 2
+    );
+    assert_eq!(
+        storage.blocks()[0].min_time,
+        start + 4 * HOUR,
+        "the oldest went first"
+    );
+}
+
+#[test]
+fn a_corrupted_block_is_set_aside_and_the_rest_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
+    {
+        let storage = open(dir.path());
+        fill(&storage, 5, start, 7);
+        while storage.compact().unwrap().is_some() {}
+        assert_eq!(storage.blocks().len(), 2);
+    }
+    let blocks = {
+        let mut b: Vec<_> = std::fs::read_dir(dir.path().join(BLOCKS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        b.sort();
+        b
+    };
+    // A flipped byte in the first block's chunk data: found when read.
+    let chunks = blocks[0].join("chunks");
+    let mut bytes = std::fs::read(&chunks).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&chunks, bytes).unwrap();
+    // A flipped byte in the second block's index: found at open.
+    let index = blocks[1].join("index");
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[20] ^= 0x01;
+    std::fs::write(&index, bytes).unwrap();
+
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    assert_eq!(
+        storage.blocks().len(),
+        1,
+        "the block with a bad index was set aside at open"
+    );
+    let err = storage
+        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::CorruptBlock { .. }), "{err}");
+    assert!(err.to_string().contains("chunks"), "{err}");
+    // The rest keeps serving: the head's samples (from 4 h on) are all there.
+    let rest = everything(&storage);
+    assert_eq!(rest.len(), 5);
+    assert_eq!(rest[0].1.first().unwrap().0, start + 4 * HOUR);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(CORRUPTED_DIR))
+            .unwrap()
+            .count(),
+        2
+    );
 }
