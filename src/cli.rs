@@ -11,13 +11,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV};
-use crate::config::{Config, PromDuration, EMBEDDED};
+use crate::config::{ByteSize, Config, PromDuration, EMBEDDED};
 use crate::fleet::simulator::SimConfig;
 use crate::fleet::tesla::{TeslaConfig, ACCESS_TOKEN_ENV};
 use crate::fleet::UpstreamConfig;
 use crate::logging::{self, LogFormat};
 use crate::server::{Server, ServerOptions};
-use crate::storage::{Kv, KvError};
+use crate::storage::{Kv, KvError, StorageOptions};
 
 /// Where `--config.file` points when not given, if that file exists.
 pub const DEFAULT_CONFIG_FILE: &str = "monitoring/fleetmon.yml";
@@ -181,6 +181,27 @@ struct ServeArgs {
         default_value = "data"
     )]
     storage_path: PathBuf,
+    /// How long samples are kept: blocks older than this (counted back from the newest sample) are deleted.
+    #[arg(
+        long = "storage.retention.time",
+        env = "FLEETMON_STORAGE_RETENTION_TIME",
+        default_value = "15d"
+    )]
+    retention_time: PromDuration,
+    /// Most bytes the blocks may take (e.g. 512MB, 10GB); the oldest blocks go first. 0 means no limit.
+    #[arg(
+        long = "storage.retention.size",
+        env = "FLEETMON_STORAGE_RETENTION_SIZE",
+        default_value = "0"
+    )]
+    retention_size: ByteSize,
+    /// Bytes of decompressed chunks each block keeps cached for queries.
+    #[arg(
+        long = "storage.block-cache-size",
+        env = "FLEETMON_STORAGE_BLOCK_CACHE_SIZE",
+        default_value = "1MB"
+    )]
+    block_cache_size: ByteSize,
     /// Configuration file (Prometheus prometheus.yml format). Default: monitoring/fleetmon.yml
     /// when it exists, else the configuration embedded in the binary.
     #[arg(long = "config.file", env = "FLEETMON_CONFIG_FILE")]
@@ -301,6 +322,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = ServerOptions {
         listen_address: args.listen_address,
         storage_path: args.storage_path,
+        storage: StorageOptions {
+            retention_time: args.retention_time.0,
+            retention_size: Some(args.retention_size.0).filter(|size| *size > 0),
+            block_cache_bytes: args.block_cache_size.0 as usize,
+            ..StorageOptions::default()
+        },
         config,
         upstream,
         refresh_interval: args.refresh_interval.0.max(Duration::from_secs(1)),

@@ -6,6 +6,7 @@
 //! types and validation, not what the scraper or rule engine do with them.
 
 pub mod duration;
+pub mod size;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 pub use duration::PromDuration;
+pub use size::ByteSize;
 
 /// The configuration embedded in the binary, used when no file is given and
 /// `monitoring/fleetmon.yml` does not exist.

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::fleet::{Fleet, UpstreamConfig};
 use crate::metrics::{Format, ProcessCollector, Registry};
 use crate::shutdown;
-use crate::storage::Kv;
+use crate::storage::{Kv, Storage, StorageOptions};
 use instrument::{instrument, HttpMetrics};
 
 /// Largest request body accepted, in bytes.
@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub listen_address: String,
     /// Directory of the store.
     pub storage_path: PathBuf,
+    /// Settings of the time-series store.
+    pub storage: StorageOptions,
     /// The loaded configuration.
     pub config: Config,
     /// Where fleet calls go.
@@ -53,6 +55,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: Router,
     fleet: Arc<Fleet>,
+    storage: Arc<Storage>,
     kv: Kv,
     refresh_interval: Duration,
     shutdown_timeout: Duration,
@@ -62,6 +65,16 @@ impl Server {
     /// Opens the store, builds every part and binds the listener.
     pub async fn bind(options: ServerOptions) -> anyhow::Result<Server> {
         let kv = Kv::open(&options.storage_path)?;
+        let (storage, replay) = Storage::open(&kv, &options.storage_path, options.storage)?;
+        tracing::info!(
+            series = replay.series,
+            wal_records = replay.records,
+            samples = replay.samples,
+            late_samples = replay.late_samples,
+            blocks = storage.blocks().len(),
+            duration_ms = replay.duration.as_millis() as u64,
+            "time-series store opened; WAL replayed"
+        );
         let auth = Arc::new(Auth::new(&kv)?);
         if let Some(generated) = auth.ensure_admin(options.admin_password.as_deref())? {
             tracing::warn!(
@@ -108,6 +121,7 @@ impl Server {
             listener,
             router,
             fleet,
+            storage: Arc::new(storage),
             kv,
             refresh_interval: options.refresh_interval,
             shutdown_timeout: options.shutdown_timeout,
@@ -131,6 +145,7 @@ impl Server {
             let interval = self.refresh_interval;
             tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
         };
+        let compaction = tokio::spawn(run_compaction(self.storage.clone(), shutdown.clone()));
         let mut graceful = shutdown.clone();
         let mut http = tokio::spawn(
             axum::serve(
@@ -147,6 +162,7 @@ impl Server {
             finished = &mut http => {
                 trigger.fire();
                 let _ = background.await;
+                let _ = compaction.await;
                 return match finished {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server failed: {e}")),
@@ -167,10 +183,39 @@ impl Server {
             http.abort();
         }
         let _ = background.await;
+        let _ = compaction.await;
         self.fleet.save()?;
         self.kv.flush()?;
         tracing::info!("stopped; store flushed");
         Ok(())
+    }
+}
+
+/// How often the store checks whether a head window is ready to become a block.
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Writes head windows to blocks (and applies retention) until shutdown.
+async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown) {
+    let mut ticker = tokio::time::interval(COMPACTION_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let storage = storage.clone();
+        // Several windows may be due after a long downtime: write them all.
+        let done = tokio::task::spawn_blocking(move || loop {
+            match storage.compact() {
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "compaction failed; the head keeps the samples");
+                    return;
+                }
+            }
+        });
+        let _ = done.await;
     }
 }
 
