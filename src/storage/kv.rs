@@ -34,8 +34,6 @@ pub mod trees {
     pub const COMMANDS: &str = "commands";
     /// Head series table: series ref (u64 BE) → label set (see `storage::wal`).
     pub const SERIES: &str = "series";
-    /// Write-ahead log: sequence (u64 BE) → a batch of samples (see `storage::wal`).
-    pub const WAL: &str = "wal";
     /// Command log index: see [`command_by_vehicle_key`] → empty.
     pub const COMMANDS_BY_VEHICLE: &str = "commands_by_vehicle";
 
@@ -95,7 +93,7 @@ pub enum KvError {
         /// Why it does not decode.
         source: serde_json::Error,
     },
-    /// A binary record (WAL, series table) does not decode.
+    /// A binary record (series table) does not decode.
     #[error("corrupt record {key} in tree '{tree}'")]
     CorruptRecord {
         /// The tree holding it.
@@ -199,13 +197,6 @@ impl Kv {
         Ok(())
     }
 
-    /// Writes every pending change to disk without blocking the runtime;
-    /// concurrent callers share the same flush (group commit).
-    pub async fn flush_async(&self) -> Result<(), KvError> {
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
     /// A process-wide unique, increasing number (for ordered keys).
     pub fn next_id(&self) -> Result<u64, KvError> {
         Ok(self.db.generate_id()?)
@@ -287,7 +278,7 @@ impl KvTree {
         Ok(())
     }
 
-    /// Stores raw bytes under `key` (binary records: WAL, series table).
+    /// Stores raw bytes under `key` (binary records: the series table).
     pub fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         self.tree.insert(key, value)?;
         Ok(())
@@ -302,23 +293,6 @@ impl KvTree {
         })
     }
 
-    /// Removes every key in `keys` and inserts every pair of `inserts`, atomically.
-    pub fn replace_atomically(
-        &self,
-        keys: &[Vec<u8>],
-        inserts: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<(), KvError> {
-        let mut batch = sled::Batch::default();
-        for key in keys {
-            batch.remove(key.as_slice());
-        }
-        for (key, value) in inserts {
-            batch.insert(key.as_slice(), value.as_slice());
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
-    }
-
     /// Stores an empty value under `key` (index entries).
     pub fn put_empty(&self, key: &[u8]) -> Result<(), KvError> {
         self.tree.insert(key, &[])?;
@@ -328,11 +302,6 @@ impl KvTree {
     /// Removes `key`; true when it was present.
     pub fn remove(&self, key: &[u8]) -> Result<bool, KvError> {
         Ok(self.tree.remove(key)?.is_some())
-    }
-
-    /// The highest key, if any.
-    pub fn last_key(&self) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self.tree.last()?.map(|(k, _)| k.to_vec()))
     }
 
     /// Number of entries.

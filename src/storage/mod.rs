@@ -194,9 +194,12 @@ pub struct ReplayReport {
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The key-value store (WAL, series table) failed.
+    /// The key-value store (series table) failed.
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] wal::WalError),
     /// A block could not be read; it was set aside and later queries skip it.
     #[error("block {id} is corrupted and was set aside in {set_aside}: {source}")]
     CorruptBlock {
@@ -277,7 +280,7 @@ impl Storage {
         let persisted_until = blocks.iter().map(|b| b.meta().max_time).max();
 
         let head = Head::new(options.block_range.as_millis() as i64);
-        let wal = Wal::open(kv)?;
+        let wal = Wal::open(kv, dir)?;
         let mut report = ReplayReport::default();
         for (series, labels) in wal.load_series()? {
             head.get_or_create(&labels, Some(series));
@@ -502,9 +505,7 @@ impl Storage {
         for series in self.head.drop_before(window_end) {
             self.wal.forget_series(series)?;
         }
-        let dropped = self
-            .wal
-            .checkpoint(self.wal.next_sequence(), |s| s.t >= window_end)?;
+        let dropped = self.wal.checkpoint(|s| s.t >= window_end)?;
         self.kv.flush()?;
         tracing::info!(
             block = written.as_ref().map(|m| m.id.as_str()),

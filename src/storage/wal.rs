@@ -1,18 +1,32 @@
-//! The durable state the head is rebuilt from, kept in sled: the series
-//! table (series ref → label set) and the write-ahead log of sample batches
-//! (sequence → batch). A batch is acknowledged only after [`Wal::commit`]
-//! returned, which flushes sled; concurrent committers share one flush.
-//! Replay does not rely on the log's order matching each series' time order
-//! (concurrent appenders may log in either order): the head sorts late
-//! samples in. A checkpoint rewrites the log without the samples already in
-//! blocks, so the log stays bounded.
+//! The durable state the head is rebuilt from: the write-ahead log of
+//! sample batches, in append-only segment files under `<storage>/wal/`,
+//! and the series table (series ref → label set), in sled.
 //!
-//! Batch record: `0x01`, then per sample: series ref (uvarint), timestamp
-//! (zigzag varint, delta to the previous sample of the record), value (8
-//! bytes, little-endian f64 bits). Series record: label count (uvarint),
-//! then name and value as length-prefixed strings.
+//! A batch is acknowledged only after [`Wal::commit`] returned: it
+//! fdatasyncs the current segment, and concurrent committers share one sync
+//! (group commit). Segments are cut at [`SEGMENT_BYTES`]; a segment is synced
+//! before the next one starts, so a sync of the current segment covers
+//! everything written before it. Replay does not rely on records being in
+//! each series' time order (concurrent appenders may log in either order):
+//! the head sorts late samples in. A torn record at the end (a crash during
+//! a write that was never acknowledged) is cut off at start-up.
+//!
+//! A [`Wal::checkpoint`] (after compaction) starts a new segment, copies the
+//! samples of all older segments that are not yet in blocks into
+//! `checkpoint.<n>`, and deletes those segments, so the log stays bounded.
+//!
+//! Segment and checkpoint files are sequences of records: payload length
+//! (u32 LE), CRC32 of the payload (u32 LE), payload. A batch payload is
+//! `0x01`, then per sample: series ref (uvarint), timestamp (zigzag varint,
+//! delta to the previous sample of the record), value (8 bytes, f64 bits LE).
+//! Series table value: label count (uvarint), then name and value as
+//! length-prefixed strings.
 
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::encoding::{put_str, put_uvarint, put_varint, Corrupt, Reader};
 use super::kv::{trees, Kv, KvError, KvTree};
@@ -21,7 +35,18 @@ use super::labels::Labels;
 /// A head series' identifier.
 pub type SeriesRef = u64;
 
+/// Size at which a segment is cut.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The WAL's directory under the storage path.
+pub const WAL_DIR: &str = "wal";
+
 const BATCH: u8 = 1;
+const HEADER: usize = 8;
+const CHECKPOINT_PREFIX: &str = "checkpoint.";
+/// Samples per record in a checkpoint.
+const CHECKPOINT_RECORD_SAMPLES: usize = 10_000;
+/// A record claiming more than this is corrupt (batches are far smaller).
+const MAX_RECORD: usize = 256 * 1024 * 1024;
 
 /// One logged sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,157 +62,388 @@ pub struct WalSample {
 /// What a replay read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayStats {
-    /// Batches read.
+    /// Records read.
     pub records: u64,
     /// Samples read.
     pub samples: u64,
+    /// Bytes cut off after a torn or corrupt record.
+    pub truncated_bytes: u64,
+}
+
+/// A WAL failure.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// A WAL file could not be read or written.
+    #[error("WAL {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The series table failed.
+    #[error(transparent)]
+    Kv(#[from] KvError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct Segment {
+    file: File,
+    number: u64,
+    size: u64,
+}
+
+/// What committers share: the open segment and how far it is durable.
+struct Log {
+    dir: PathBuf,
+    current: Mutex<Segment>,
+    /// Records written so far (any segment).
+    written: AtomicU64,
+    /// Records known durable; held while syncing so committers queue behind one sync.
+    synced: Mutex<u64>,
 }
 
 /// The write-ahead log and the series table.
 pub struct Wal {
+    log: Arc<Log>,
     kv: Kv,
-    log: KvTree,
     series: KvTree,
-    next_seq: AtomicU64,
 }
 
-fn corrupt(tree: &'static str, key: &[u8]) -> KvError {
-    KvError::CorruptRecord {
-        tree,
-        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+fn segment_name(number: u64) -> String {
+    format!("{number:020}")
+}
+
+fn segment_numbers(dir: &Path) -> Result<(Vec<u64>, Option<u64>), WalError> {
+    let mut segments = Vec::new();
+    let mut checkpoint = None;
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let name = entry
+            .map_err(io(dir))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(n) = name
+            .strip_prefix(CHECKPOINT_PREFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            checkpoint = checkpoint.max(Some(n));
+        } else if let Ok(n) = name.parse::<u64>() {
+            segments.push(n);
+        }
     }
+    segments.sort_unstable();
+    Ok((segments, checkpoint))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn create_segment(dir: &Path, number: u64) -> Result<Segment, WalError> {
+    let path = dir.join(segment_name(number));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    sync_dir(dir)?;
+    Ok(Segment {
+        file,
+        number,
+        size: 0,
+    })
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads every intact record of `path`; returns the offset where intact data ends.
+fn read_records(
+    path: &Path,
+    apply: &mut impl FnMut(WalSample),
+    stats: &mut ReplayStats,
+) -> Result<(u64, u64), WalError> {
+    let mut file = File::open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io(path))?;
+    let mut offset = 0usize;
+    while bytes.len() - offset >= HEADER {
+        let len = u32::from_le_bytes([
+            bytes[offset],
+            bytes[offset + 1],
+            bytes[offset + 2],
+            bytes[offset + 3],
+        ]) as usize;
+        let crc = u32::from_le_bytes([
+            bytes[offset + 4],
+            bytes[offset + 5],
+            bytes[offset + 6],
+            bytes[offset + 7],
+        ]);
+        let start = offset + HEADER;
+        let Some(payload) = bytes
+            .get(start..start.saturating_add(len))
+            .filter(|_| len <= MAX_RECORD)
+        else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Ok(count) = decode_batch(payload, apply) else {
+            break;
+        };
+        stats.records += 1;
+        stats.samples += count;
+        offset = start + len;
+    }
+    Ok((offset as u64, bytes.len() as u64))
 }
 
 impl Wal {
-    /// Opens the log and the series table of `kv`.
-    pub fn open(kv: &Kv) -> Result<Wal, KvError> {
-        let log = kv.tree(trees::WAL)?;
-        let next_seq = match log.last_key()? {
-            Some(key) => sequence_of(&key).ok_or_else(|| corrupt(trees::WAL, &key))? + 1,
-            None => 0,
-        };
+    /// Opens the WAL under `storage_dir/wal` and the series table of `kv`.
+    pub fn open(kv: &Kv, storage_dir: &Path) -> Result<Wal, WalError> {
+        let dir = storage_dir.join(WAL_DIR);
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // Leftovers of an interrupted checkpoint are not a checkpoint.
+        for entry in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+            }
+        }
+        let (segments, _) = segment_numbers(&dir)?;
+        // Replay reads the old segments; new records go to a fresh one.
+        let next = segments.last().map_or(1, |n| n + 1);
+        let current = create_segment(&dir, next)?;
         Ok(Wal {
+            log: Arc::new(Log {
+                dir,
+                current: Mutex::new(current),
+                written: AtomicU64::new(0),
+                synced: Mutex::new(0),
+            }),
             kv: kv.clone(),
-            log,
             series: kv.tree(trees::SERIES)?,
-            next_seq: AtomicU64::new(next_seq),
         })
     }
 
     /// Records a new series (durable with the next commit).
-    pub fn log_series(&self, series: SeriesRef, labels: &Labels) -> Result<(), KvError> {
+    pub fn log_series(&self, series: SeriesRef, labels: &Labels) -> Result<(), WalError> {
         let mut out = Vec::with_capacity(16 * labels.len());
         put_uvarint(&mut out, labels.len() as u64);
         for (name, value) in labels.pairs() {
             put_str(&mut out, name);
             put_str(&mut out, value);
         }
-        self.series.put_raw(&series.to_be_bytes(), &out)
+        Ok(self.series.put_raw(&series.to_be_bytes(), &out)?)
     }
 
     /// Forgets a series that has no samples left in the head.
-    pub fn forget_series(&self, series: SeriesRef) -> Result<(), KvError> {
-        self.series.remove(&series.to_be_bytes()).map(|_| ())
+    pub fn forget_series(&self, series: SeriesRef) -> Result<(), WalError> {
+        self.series.remove(&series.to_be_bytes())?;
+        Ok(())
     }
 
     /// Every series in the table.
-    pub fn load_series(&self) -> Result<Vec<(SeriesRef, Labels)>, KvError> {
+    pub fn load_series(&self) -> Result<Vec<(SeriesRef, Labels)>, WalError> {
         let mut out = Vec::with_capacity(self.series.len());
         for entry in self.series.iter_raw() {
             let (key, value) = entry?;
-            let series = sequence_of(&key).ok_or_else(|| corrupt(trees::SERIES, &key))?;
-            let labels = decode_labels(&value).map_err(|_| corrupt(trees::SERIES, &key))?;
+            let corrupt = || KvError::CorruptRecord {
+                tree: trees::SERIES,
+                key: key.iter().map(|b| format!("{b:02x}")).collect(),
+            };
+            let series = u64::from_be_bytes(key.as_slice().try_into().map_err(|_| corrupt())?);
+            let labels = decode_labels(&value).map_err(|_| corrupt())?;
             out.push((series, labels));
         }
         Ok(out)
     }
 
-    /// Logs a batch (durable with the next commit); returns its sequence number.
-    pub fn log_samples(&self, samples: &[WalSample]) -> Result<u64, KvError> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.log
-            .put_raw(&seq.to_be_bytes(), &encode_batch(samples))?;
-        Ok(seq)
+    /// Appends a batch to the current segment (durable with the next commit).
+    pub fn log_samples(&self, samples: &[WalSample]) -> Result<(), WalError> {
+        let record = frame(&encode_batch(samples));
+        let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.size > 0 && current.size + record.len() as u64 > SEGMENT_BYTES {
+            self.rotate(&mut current)?;
+        }
+        let path = self.log.dir.join(segment_name(current.number));
+        current.file.write_all(&record).map_err(io(&path))?;
+        current.size += record.len() as u64;
+        self.log.written.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
-    /// Makes everything logged so far durable.
-    pub async fn commit(&self) -> Result<(), KvError> {
-        self.kv.flush_async().await
+    /// Syncs the current segment and starts the next one.
+    fn rotate(&self, current: &mut Segment) -> Result<(), WalError> {
+        let path = self.log.dir.join(segment_name(current.number));
+        current.file.sync_data().map_err(io(&path))?;
+        *current = create_segment(&self.log.dir, current.number + 1)?;
+        Ok(())
     }
 
     /// Makes everything logged so far durable, blocking.
-    pub fn commit_blocking(&self) -> Result<(), KvError> {
-        self.kv.flush()
+    pub fn commit_blocking(&self) -> Result<(), WalError> {
+        sync_log(&self.log, &self.kv)
     }
 
-    /// Feeds every logged sample to `apply`, in log order.
-    pub fn replay(&self, mut apply: impl FnMut(WalSample)) -> Result<ReplayStats, KvError> {
+    /// Makes everything logged so far durable without blocking the runtime.
+    pub async fn commit(&self) -> Result<(), WalError> {
+        let (log, kv) = (self.log.clone(), self.kv.clone());
+        tokio::task::spawn_blocking(move || sync_log(&log, &kv))
+            .await
+            .map_err(|e| WalError::Io {
+                path: self.log.dir.clone(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Feeds every logged sample to `apply`: the checkpoint first, then the
+    /// segments in order. A torn or corrupt record ends the log: the file is
+    /// cut there and later segments removed (only unacknowledged writes can
+    /// be torn, since acknowledged ones were synced).
+    pub fn replay(&self, mut apply: impl FnMut(WalSample)) -> Result<ReplayStats, WalError> {
+        let dir = &self.log.dir;
+        let (segments, checkpoint) = segment_numbers(dir)?;
+        let current = self
+            .log
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .number;
         let mut stats = ReplayStats::default();
-        for entry in self.log.iter_raw() {
-            let (key, value) = entry?;
-            let count = decode_batch(&value, &mut apply).map_err(|_| corrupt(trees::WAL, &key))?;
-            stats.records += 1;
-            stats.samples += count;
+        if let Some(n) = checkpoint {
+            read_records(
+                &dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")),
+                &mut apply,
+                &mut stats,
+            )?;
+        }
+        let old: Vec<u64> = segments
+            .into_iter()
+            .filter(|n| *n < current && checkpoint.is_none_or(|c| *n > c))
+            .collect();
+        for (i, number) in old.iter().enumerate() {
+            let path = dir.join(segment_name(*number));
+            let (intact, length) = read_records(&path, &mut apply, &mut stats)?;
+            if intact < length {
+                stats.truncated_bytes += length - intact;
+                tracing::warn!(segment = %path.display(), offset = intact, bytes = length - intact, "WAL ends in a torn or corrupt record; cut there (it was never acknowledged)");
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                file.set_len(intact).map_err(io(&path))?;
+                file.sync_all().map_err(io(&path))?;
+                for later in &old[i + 1..] {
+                    let later = dir.join(segment_name(*later));
+                    stats.truncated_bytes += fs::metadata(&later).map(|m| m.len()).unwrap_or(0);
+                    fs::remove_file(&later).map_err(io(&later))?;
+                }
+                break;
+            }
         }
         Ok(stats)
     }
 
-    /// Rewrites the records logged before sequence `before` into one record
-    /// holding only the samples `keep` accepts (those not yet in blocks),
-    /// atomically; returns how many samples were dropped.
-    pub fn checkpoint(
-        &self,
-        before: u64,
-        keep: impl Fn(&WalSample) -> bool,
-    ) -> Result<u64, KvError> {
+    /// Starts a new segment, then rewrites the checkpoint and every older
+    /// segment into a new checkpoint holding only the samples `keep` accepts
+    /// (those not yet in blocks), and deletes what it replaces. Returns how
+    /// many samples were dropped.
+    pub fn checkpoint(&self, keep: impl Fn(&WalSample) -> bool) -> Result<u64, WalError> {
+        let upto = {
+            let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
+            let number = current.number;
+            self.rotate(&mut current)?;
+            number
+        };
+        let dir = &self.log.dir;
+        let (segments, checkpoint) = segment_numbers(dir)?;
         let mut kept = Vec::new();
         let mut dropped = 0u64;
-        let mut old_keys = Vec::new();
-        for entry in self.log.iter_raw() {
-            let (key, value) = entry?;
-            let seq = sequence_of(&key).ok_or_else(|| corrupt(trees::WAL, &key))?;
-            if seq >= before {
-                break;
+        let mut stats = ReplayStats::default();
+        let mut replaced: Vec<PathBuf> = Vec::new();
+        if let Some(n) = checkpoint {
+            let path = dir.join(format!("{CHECKPOINT_PREFIX}{n:020}"));
+            read_records(
+                &path,
+                &mut |s| if keep(&s) { kept.push(s) } else { dropped += 1 },
+                &mut stats,
+            )?;
+            replaced.push(path);
+        }
+        for number in segments.into_iter().filter(|n| *n <= upto) {
+            let path = dir.join(segment_name(number));
+            read_records(
+                &path,
+                &mut |s| if keep(&s) { kept.push(s) } else { dropped += 1 },
+                &mut stats,
+            )?;
+            replaced.push(path);
+        }
+        let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
+        let tmp = target.with_extension("tmp");
+        {
+            let mut file = File::create(&tmp).map_err(io(&tmp))?;
+            for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
+                file.write_all(&frame(&encode_batch(part)))
+                    .map_err(io(&tmp))?;
             }
-            decode_batch(&value, &mut |s| {
-                if keep(&s) {
-                    kept.push(s);
-                } else {
-                    dropped += 1;
-                }
-            })
-            .map_err(|_| corrupt(trees::WAL, &key))?;
-            old_keys.push(key);
+            file.sync_all().map_err(io(&tmp))?;
         }
-        let Some(last) = old_keys.pop() else {
-            return Ok(0);
-        };
-        // The checkpoint takes the key of the last record it replaces, so log order is kept.
-        let inserts = if kept.is_empty() {
-            Vec::new()
-        } else {
-            vec![(last.clone(), encode_batch(&kept))]
-        };
-        if kept.is_empty() {
-            old_keys.push(last);
+        fs::rename(&tmp, &target).map_err(io(&target))?;
+        sync_dir(dir)?;
+        for path in replaced.iter().filter(|p| **p != target) {
+            fs::remove_file(path).map_err(io(path))?;
         }
-        self.log.replace_atomically(&old_keys, &inserts)?;
         Ok(dropped)
     }
 
-    /// The next sequence number (records before it may be checkpointed).
-    pub fn next_sequence(&self) -> u64 {
-        self.next_seq.load(Ordering::Relaxed)
-    }
-
-    /// Number of records in the log.
-    pub fn records(&self) -> usize {
-        self.log.len()
+    /// Bytes of the WAL's files.
+    pub fn size_bytes(&self) -> u64 {
+        fs::read_dir(&self.log.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     }
 }
 
-fn sequence_of(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
+/// Syncs the series table when it changed and the current segment, once for
+/// every committer waiting at the same time.
+fn sync_log(log: &Log, kv: &Kv) -> Result<(), WalError> {
+    let target = log.written.load(Ordering::Acquire);
+    let mut synced = log.synced.lock().unwrap_or_else(|e| e.into_inner());
+    if *synced >= target {
+        return Ok(());
+    }
+    // Everything counted in `written` is in the current segment or in a segment
+    // synced when it was cut; read the count again to cover later writers too.
+    let covered = log.written.load(Ordering::Acquire);
+    let (file, path) = {
+        let current = log.current.lock().unwrap_or_else(|e| e.into_inner());
+        let path = log.dir.join(segment_name(current.number));
+        (current.file.try_clone().map_err(io(&path))?, path)
+    };
+    // New series must be durable no later than the samples that refer to them.
+    kv.flush()?;
+    file.sync_data().map_err(io(&path))?;
+    *synced = covered;
+    Ok(())
 }
 
 fn encode_batch(samples: &[WalSample]) -> Vec<u8> {
@@ -208,16 +464,18 @@ fn decode_batch(bytes: &[u8], apply: &mut impl FnMut(WalSample)) -> Result<u64, 
     if reader.byte()? != BATCH {
         return Err(Corrupt);
     }
+    // Decode fully before applying, so a bad record applies nothing.
+    let mut samples = Vec::new();
     let mut previous_t = 0i64;
-    let mut count = 0;
     while !reader.is_empty() {
         let series = reader.uvarint()?;
         let t = previous_t.wrapping_add(reader.varint()?);
         let v = f64::from_bits(reader.u64_le()?);
-        apply(WalSample { series, t, v });
+        samples.push(WalSample { series, t, v });
         previous_t = t;
-        count += 1;
     }
+    let count = samples.len() as u64;
+    samples.into_iter().for_each(apply);
     Ok(count)
 }
 
@@ -248,12 +506,18 @@ mod tests {
             .collect()
     }
 
+    fn replayed(wal: &Wal) -> (Vec<WalSample>, ReplayStats) {
+        let mut read = Vec::new();
+        let stats = wal.replay(|s| read.push(s)).unwrap();
+        (read, stats)
+    }
+
     #[test]
     fn batches_and_series_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let kv = Kv::open(dir.path()).unwrap();
-            let wal = Wal::open(&kv).unwrap();
+            let wal = Wal::open(&kv, dir.path()).unwrap();
             wal.log_series(7, &Labels::new([("__name__", "up"), ("job", "a")]).unwrap())
                 .unwrap();
             wal.log_samples(&samples(10)).unwrap();
@@ -266,42 +530,70 @@ mod tests {
             wal.commit_blocking().unwrap();
         }
         let kv = Kv::open(dir.path()).unwrap();
-        let wal = Wal::open(&kv).unwrap();
-        assert_eq!(wal.next_sequence(), 2);
+        let wal = Wal::open(&kv, dir.path()).unwrap();
         let series = wal.load_series().unwrap();
         assert_eq!(series[0].0, 7);
         assert_eq!(series[0].1.to_string(), r#"up{job="a"}"#);
-        let mut read = Vec::new();
-        let stats = wal.replay(|s| read.push(s)).unwrap();
-        assert_eq!(
-            stats,
-            ReplayStats {
-                records: 2,
-                samples: 11
-            }
-        );
+        let (read, stats) = replayed(&wal);
+        assert_eq!((stats.records, stats.samples), (2, 11));
         assert_eq!(&read[..10], &samples(10)[..]);
         assert_eq!(read[10].v.to_bits(), 0x7ff0_0000_0000_0002);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_everything_before_it_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = Kv::open(dir.path()).unwrap();
+            let wal = Wal::open(&kv, dir.path()).unwrap();
+            wal.log_samples(&samples(10)).unwrap();
+            wal.log_samples(&samples(5)).unwrap();
+            wal.commit_blocking().unwrap();
+        }
+        // Tear the second record: as if the process died while writing it.
+        let segment = dir.path().join(WAL_DIR).join(segment_name(1));
+        let length = fs::metadata(&segment).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap()
+            .set_len(length - 3)
+            .unwrap();
+        let kv = Kv::open(dir.path()).unwrap();
+        let wal = Wal::open(&kv, dir.path()).unwrap();
+        let (read, stats) = replayed(&wal);
+        assert_eq!(read, samples(10));
+        assert!(stats.truncated_bytes > 0);
+        // A flipped bit is caught by the checksum the same way.
+        let mut bytes = fs::read(&segment).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&segment, bytes).unwrap();
+        let (read, _) = replayed(&wal);
+        assert!(read.is_empty());
     }
 
     #[test]
     fn checkpoint_keeps_only_what_is_asked_and_later_records() {
         let dir = tempfile::tempdir().unwrap();
         let kv = Kv::open(dir.path()).unwrap();
-        let wal = Wal::open(&kv).unwrap();
+        let wal = Wal::open(&kv, dir.path()).unwrap();
         for _ in 0..3 {
             wal.log_samples(&samples(10)).unwrap();
         }
         let boundary = 1_700_000_000_000 + 5 * 15_000;
-        let dropped = wal.checkpoint(2, |s| s.t >= boundary).unwrap();
-        assert_eq!(dropped, 10);
-        assert_eq!(wal.records(), 2);
-        let mut read = Vec::new();
-        wal.replay(|s| read.push(s)).unwrap();
-        assert_eq!(read.len(), 20);
-        assert!(read[..10].iter().all(|s| s.t >= boundary));
-        assert_eq!(wal.checkpoint(3, |_| false).unwrap(), 20);
-        assert_eq!(wal.records(), 0);
+        let dropped = wal.checkpoint(|s| s.t >= boundary).unwrap();
+        assert_eq!(dropped, 15);
+        wal.log_samples(&samples(2)).unwrap();
+        wal.commit_blocking().unwrap();
+        drop(wal);
+        let wal = Wal::open(&kv, dir.path()).unwrap();
+        let (read, _) = replayed(&wal);
+        assert_eq!(read.len(), 17);
+        assert!(read[..15].iter().all(|s| s.t >= boundary));
+        assert_eq!(wal.checkpoint(|_| false).unwrap(), 17);
+        let (read, _) = replayed(&wal);
+        assert!(read.is_empty());
     }
 
     #[test]
