@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use super::chunk::{XorChunk, MAX_SAMPLES};
 use super::index::{select_postings, LabelIndex};
-use super::labels::Labels;
+use super::labels::{Labels, LabelsRef};
 use super::matcher::Matcher;
 use super::postings;
 use super::wal::SeriesRef;
@@ -85,10 +85,33 @@ impl MemSeries {
     }
 }
 
+/// Hashes `u64` keys (series refs, label hashes) with one multiplication:
+/// they are already well spread, and SipHash dominated the append path.
+#[derive(Default, Clone, Copy)]
+struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+
 #[derive(Default)]
 struct Shard {
-    series: HashMap<SeriesRef, MemSeries>,
-    by_hash: HashMap<u64, Vec<SeriesRef>>,
+    series: U64Map<MemSeries>,
+    by_hash: U64Map<Vec<SeriesRef>>,
 }
 
 /// Interned label names and values.
@@ -123,12 +146,12 @@ impl Symbols {
         )
     }
 
-    fn equals(&self, pairs: &[(u32, u32)], labels: &Labels) -> bool {
+    fn equals(&self, pairs: &[(u32, u32)], labels: &[(&str, &str)]) -> bool {
         pairs.len() == labels.len()
             && pairs
                 .iter()
-                .zip(labels.pairs())
-                .all(|(&(n, v), (ln, lv))| self.get(n) == ln && self.get(v) == lv)
+                .zip(labels)
+                .all(|(&(n, v), (ln, lv))| self.get(n) == *ln && self.get(v) == *lv)
     }
 }
 
@@ -249,39 +272,38 @@ impl Head {
         Some(self.max_t.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
     }
 
-    /// The ref of the series with `labels`, creating it (with ref `wanted`
-    /// when given, as on replay) if needed; the bool says whether it was created.
-    pub fn get_or_create(&self, labels: &Labels, wanted: Option<SeriesRef>) -> (SeriesRef, bool) {
+    /// Creates the series `labels` with ref `series` unless it exists (WAL
+    /// replay: the refs are those of the series table).
+    pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {
+        let pairs: Vec<(&str, &str)> = labels
+            .pairs()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let hash = labels.stable_hash();
-        // Refs are numbered so that the shard follows from the ref and from the hash alike.
-        let shard_index = (hash as usize) % SHARDS;
-        let mut shard = write(&self.shards[shard_index]);
-        if let Some(candidates) = shard.by_hash.get(&hash) {
-            let symbols = read(&self.symbols);
-            for &candidate in candidates {
-                if shard
-                    .series
-                    .get(&candidate)
-                    .is_some_and(|s| symbols.equals(&s.labels, labels))
-                {
-                    return (candidate, false);
-                }
-            }
+        let mut shard = write(&self.shards[(hash as usize) % SHARDS]);
+        if self.find(&shard, hash, &pairs).is_none() {
+            self.next_ref
+                .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
+            self.insert(&mut shard, hash, &pairs, series);
         }
-        let series = match wanted {
-            Some(series) => {
-                self.next_ref
-                    .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
-                series
-            }
-            None => {
-                self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64 + shard_index as u64
-            }
-        };
+    }
+
+    fn find(&self, shard: &Shard, hash: u64, labels: &[(&str, &str)]) -> Option<SeriesRef> {
+        let candidates = shard.by_hash.get(&hash)?;
+        let symbols = read(&self.symbols);
+        candidates.iter().copied().find(|candidate| {
+            shard
+                .series
+                .get(candidate)
+                .is_some_and(|s| symbols.equals(&s.labels, labels))
+        })
+    }
+
+    fn insert(&self, shard: &mut Shard, hash: u64, labels: &[(&str, &str)], series: SeriesRef) {
         let interned: Box<[(u32, u32)]> = {
             let mut symbols = write(&self.symbols);
             labels
-                .pairs()
                 .iter()
                 .map(|(n, v)| (symbols.intern(n), symbols.intern(v)))
                 .collect()
@@ -307,17 +329,64 @@ impl Head {
             },
         );
         shard.by_hash.entry(hash).or_default().push(series);
-        (series, true)
     }
 
-    /// Offers one sample to `series`; `min_valid_t` is the oldest time the head accepts.
+    /// Offers `samples` to the series `labels` under one lock, creating the
+    /// series if needed (then the owned labels are returned for the series
+    /// table); `outcome` hears what became of each sample. `min_valid_t` is
+    /// the oldest time the head accepts.
+    pub fn append_series(
+        &self,
+        labels: &LabelsRef<'_>,
+        samples: &[(i64, f64)],
+        min_valid_t: i64,
+        mut outcome: impl FnMut(SeriesRef, i64, f64, Outcome),
+    ) -> (SeriesRef, Option<Labels>) {
+        let hash = labels.stable_hash();
+        let shard_index = (hash as usize) % SHARDS;
+        let mut shard = write(&self.shards[shard_index]);
+        let (series, created) = match self.find(&shard, hash, labels.pairs()) {
+            Some(series) => (series, None),
+            None => {
+                // Refs are numbered so that the shard follows from the ref and from the hash alike.
+                let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
+                    + shard_index as u64;
+                self.insert(&mut shard, hash, labels.pairs(), series);
+                (series, Some(labels.to_owned()))
+            }
+        };
+        // Read under the shard lock: see `seal_before`.
+        let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
+        if let Some(s) = shard.series.get_mut(&series) {
+            let mut newest = i64::MIN;
+            for &(t, v) in samples {
+                let result = self.append_to(s, t, v, min_t);
+                if result == Outcome::Stored {
+                    newest = t;
+                }
+                outcome(series, t, v, result);
+            }
+            self.max_t.fetch_max(newest, Ordering::Relaxed);
+        }
+        (series, created)
+    }
+
+    /// Offers one sample to `series` (WAL replay).
     pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Outcome {
         let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
         let Some(s) = shard.series.get_mut(&series) else {
             return Outcome::TooOld;
         };
-        // Read under the shard lock: see `seal_before`.
-        if t < min_valid_t || t < self.min_append_t.load(Ordering::Acquire) {
+        let result = self.append_to(s, t, v, min_t);
+        if result == Outcome::Stored {
+            self.max_t.fetch_max(t, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn append_to(&self, s: &mut MemSeries, t: i64, v: f64, min_t: i64) -> Outcome {
+        if t < min_t {
             return Outcome::TooOld;
         }
         if t < s.max_t {
@@ -339,7 +408,6 @@ impl Head {
         s.open.append(t, v);
         s.max_t = t;
         s.last_bits = v.to_bits();
-        self.max_t.fetch_max(t, Ordering::Relaxed);
         Outcome::Stored
     }
 

@@ -62,28 +62,11 @@ impl Labels {
         N: Into<String>,
         V: Into<String>,
     {
-        let mut labels: Vec<(String, String)> = pairs
+        let owned: Vec<(String, String)> = pairs
             .into_iter()
             .map(|(n, v)| (n.into(), v.into()))
-            .filter(|(_, v)| !v.is_empty())
             .collect();
-        if labels.is_empty() {
-            return Err(LabelError::Empty);
-        }
-        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for pair in labels.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                return Err(LabelError::DuplicateName(pair[0].0.clone()));
-            }
-        }
-        if labels.iter().any(|(n, _)| n.is_empty()) {
-            return Err(LabelError::EmptyName);
-        }
-        let labels = Labels(labels);
-        if labels.metric_name().is_none() {
-            return Err(LabelError::MissingMetricName);
-        }
-        Ok(labels)
+        Ok(LabelsRef::new(&owned)?.to_owned())
     }
 
     /// Builds a label set from pairs already known to be valid and sorted
@@ -121,23 +104,95 @@ impl Labels {
         self.0.is_empty()
     }
 
-    /// A hash that is the same in every process (for sharding and WAL checks).
+    /// A hash that is the same in every process (it places series in head
+    /// shards, so it is part of the on-disk format of series refs).
     pub fn stable_hash(&self) -> u64 {
-        // FNV-1a over names and values with separators that cannot occur in UTF-8.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for (name, value) in &self.0 {
-            for byte in name
-                .bytes()
-                .chain([0xff])
-                .chain(value.bytes())
-                .chain([0xfe])
-            {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
+        stable_hash(self.0.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+}
+
+/// A validated label set borrowed from the caller's pairs: what the append
+/// path checks and hashes without copying a string for series that exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelsRef<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> LabelsRef<'a> {
+    /// Validates `pairs` as [`Labels::new`] does.
+    pub fn new(pairs: &'a [(String, String)]) -> Result<LabelsRef<'a>, LabelError> {
+        let mut labels: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        if labels.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for pair in labels.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                return Err(LabelError::DuplicateName(pair[0].0.to_string()));
             }
         }
-        hash
+        if labels.iter().any(|(n, _)| n.is_empty()) {
+            return Err(LabelError::EmptyName);
+        }
+        if !labels.iter().any(|(n, _)| *n == METRIC_NAME) {
+            return Err(LabelError::MissingMetricName);
+        }
+        Ok(LabelsRef(labels))
     }
+
+    /// The pairs, sorted by name.
+    pub fn pairs(&self) -> &[(&'a str, &'a str)] {
+        &self.0
+    }
+
+    /// The same hash as [`Labels::stable_hash`] of the owned set.
+    pub fn stable_hash(&self) -> u64 {
+        stable_hash(self.0.iter().copied())
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// Hashes names and values eight bytes at a time, with separators that
+/// cannot occur in UTF-8 so that `("ab","c")` and `("a","bc")` differ.
+fn stable_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash: u64 = 0x243f_6a88_85a3_08d3;
+    let mut mix = |bytes: &[u8], separator: u8| {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            hash = (hash ^ u64::from_le_bytes(w))
+                .wrapping_mul(K)
+                .rotate_left(31);
+        }
+        let mut tail = [separator; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        hash = (hash ^ u64::from_le_bytes(tail) ^ bytes.len() as u64)
+            .wrapping_mul(K)
+            .rotate_left(31);
+    };
+    for (name, value) in pairs {
+        mix(name.as_bytes(), 0xff);
+        mix(value.as_bytes(), 0xfe);
+    }
+    // Final avalanche (from MurmurHash3's fmix64), so the low bits used for sharding are well mixed.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
 }
 
 impl fmt::Display for Labels {
@@ -213,6 +268,18 @@ mod tests {
         assert_eq!(a.stable_hash(), b.stable_hash());
         let c = Labels::new([("__name__", "m"), ("b", "x")]).unwrap();
         assert_ne!(a.stable_hash(), c.stable_hash());
+        let split = |n: &str, v: &str| {
+            Labels::new([("__name__", "m"), (n, v)])
+                .unwrap()
+                .stable_hash()
+        };
+        assert_ne!(split("ab", "c"), split("a", "bc"));
+        let raw = vec![
+            ("b".to_string(), "x\"y\\\n".to_string()),
+            ("__name__".to_string(), "m".to_string()),
+        ];
+        assert_eq!(LabelsRef::new(&raw).unwrap().stable_hash(), a.stable_hash());
+        assert_eq!(LabelsRef::new(&raw).unwrap().to_owned(), a);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use head::{HeadStats, Outcome};
 pub use kv::{Kv, KvError, KvTree};
-pub use labels::{LabelError, Labels};
+pub use labels::{LabelError, Labels, LabelsRef};
 pub use matcher::{MatchOp, Matcher};
 
 use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput};
@@ -283,7 +283,7 @@ impl Storage {
         let wal = Wal::open(kv, dir)?;
         let mut report = ReplayReport::default();
         for (series, labels) in wal.load_series()? {
-            head.get_or_create(&labels, Some(series));
+            head.restore_series(&labels, series);
             report.series += 1;
         }
         if let Some(until) = persisted_until {
@@ -331,7 +331,7 @@ impl Storage {
         let min_valid_t = self.min_valid_time();
         let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples.len()).sum());
         for offered in batch {
-            let labels = match Labels::new(offered.labels.iter().cloned()) {
+            let labels = match LabelsRef::new(&offered.labels) {
                 Ok(labels) => labels,
                 Err(e) => {
                     report.reject(
@@ -342,30 +342,28 @@ impl Storage {
                     continue;
                 }
             };
-            let (series, created) = self.head.get_or_create(&labels, None);
-            if created {
-                self.wal.log_series(series, &labels)?;
-                report.new_series += 1;
-            }
-            for &(t, v) in &offered.samples {
-                match self.head.append(series, t, v, min_valid_t) {
+            let (series, created) = self.head.append_series(
+                &labels,
+                &offered.samples,
+                min_valid_t,
+                |series, t, v, outcome| match outcome {
                     Outcome::Stored => {
                         report.stored += 1;
                         logged.push(WalSample { series, t, v });
                     }
                     Outcome::Duplicate => report.duplicates += 1,
                     Outcome::ConflictingDuplicate => {
-                        report.reject(Rejection::ConflictingDuplicate, 1, || {
-                            format!("{labels} @ {t}")
-                        })
+                        report.reject(Rejection::ConflictingDuplicate, 1, || describe(&labels, t))
                     }
                     Outcome::OutOfOrder => {
-                        report.reject(Rejection::OutOfOrder, 1, || format!("{labels} @ {t}"))
+                        report.reject(Rejection::OutOfOrder, 1, || describe(&labels, t))
                     }
-                    Outcome::TooOld => {
-                        report.reject(Rejection::TooOld, 1, || format!("{labels} @ {t}"))
-                    }
-                }
+                    Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(&labels, t)),
+                },
+            );
+            if let Some(created) = created {
+                self.wal.log_series(series, &created)?;
+                report.new_series += 1;
             }
         }
         if !logged.is_empty() {
@@ -679,4 +677,9 @@ fn select_from_block(
         }
     }
     Ok(())
+}
+
+/// `metric{labels} @ t`, for error examples.
+fn describe(labels: &LabelsRef<'_>, t: i64) -> String {
+    format!("{} @ {t}", labels.to_owned())
 }
