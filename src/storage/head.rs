@@ -411,9 +411,8 @@ impl Head {
         Outcome::Stored
     }
 
-    /// Inserts samples that arrived out of log order during WAL replay: the
-    /// series' chunks are re-encoded with them merged in.
-    pub fn merge_late(&self, series: SeriesRef, mut late: Vec<(i64, f64)>) {
+    /// Re-encodes a series' chunks after `edit` changed its decoded samples.
+    fn rewrite(&self, series: SeriesRef, edit: impl FnOnce(&mut Vec<(i64, f64)>)) {
         let mut shard = write(&self.shards[Self::shard_of(series)]);
         let Some(s) = shard.series.get_mut(&series) else {
             return;
@@ -422,12 +421,9 @@ impl Head {
         for chunk in s.chunks_in(i64::MIN, i64::MAX) {
             all.extend(super::chunk::decode(&chunk.bytes).unwrap_or_default());
         }
-        all.append(&mut late);
-        all.sort_by_key(|(t, _)| *t);
-        all.dedup_by_key(|(t, _)| *t);
+        edit(&mut all);
         s.sealed.clear();
         s.open = XorChunk::new();
-        s.max_t = i64::MIN;
         for (t, v) in all {
             let crosses = s.open.last_time().is_some_and(|last| {
                 last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
@@ -436,9 +432,38 @@ impl Head {
                 s.seal();
             }
             s.open.append(t, v);
-            s.max_t = t;
-            s.last_bits = v.to_bits();
         }
+    }
+
+    /// Inserts samples that arrived out of log order during WAL replay.
+    pub fn merge_late(&self, series: SeriesRef, late: Vec<(i64, f64)>) {
+        self.rewrite(series, |all| {
+            all.extend(late);
+            all.sort_by_key(|(t, _)| *t);
+            all.dedup_by_key(|(t, _)| *t);
+        });
+        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        if let Some(s) = shard.series.get_mut(&series) {
+            if let Some((t, v)) = s.open.iter().last().and_then(Result::ok) {
+                s.max_t = t;
+                s.last_bits = v.to_bits();
+            }
+        }
+    }
+
+    /// Removes the samples of `series` in `[mint, maxt]`. The series keeps
+    /// its newest timestamp, so appends stay ordered as before the delete.
+    pub fn delete_range(&self, series: SeriesRef, mint: i64, maxt: i64) {
+        self.rewrite(series, |all| all.retain(|(t, _)| *t < mint || *t > maxt));
+    }
+
+    /// The newest timestamp of `series` (a delete never reaches past it).
+    pub fn series_max_time(&self, series: SeriesRef) -> Option<i64> {
+        read(&self.shards[Self::shard_of(series)])
+            .series
+            .get(&series)
+            .map(|s| s.max_t)
+            .filter(|t| *t != i64::MIN)
     }
 
     /// The series whose labels satisfy every matcher, sorted by ref.

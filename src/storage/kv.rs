@@ -34,6 +34,8 @@ pub mod trees {
     pub const COMMANDS: &str = "commands";
     /// Head series table: series ref (u64 BE) → label set (see `storage::wal`).
     pub const SERIES: &str = "series";
+    /// Deletion marks of the time-series store (see `storage::tombstones`).
+    pub const TOMBSTONES: &str = "tombstones";
     /// Command log index: see [`command_by_vehicle_key`] → empty.
     pub const COMMANDS_BY_VEHICLE: &str = "commands_by_vehicle";
 
@@ -194,6 +196,26 @@ impl Kv {
     /// Writes every pending change to disk.
     pub fn flush(&self) -> Result<(), KvError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Copies every tree but those named in `skip` into `target`.
+    pub fn copy_trees_to(&self, target: &Kv, skip: &[&str]) -> Result<(), KvError> {
+        for name in self.db.tree_names() {
+            let Ok(text) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            // sled's own default tree holds nothing of fleetmon's.
+            if text == "__sled__default" || skip.contains(&text) {
+                continue;
+            }
+            let from = self.db.open_tree(&name)?;
+            let to = target.db.open_tree(&name)?;
+            for entry in from.iter() {
+                let (key, value) = entry?;
+                to.insert(key, value)?;
+            }
+        }
         Ok(())
     }
 
@@ -359,6 +381,11 @@ impl KvTree {
             .take(limit)
             .map(|entry| Ok(entry?.0.to_vec()))
             .collect()
+    }
+
+    /// Whether any key starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &[u8]) -> Result<bool, KvError> {
+        Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
     }
 
     /// Number of keys starting with `prefix`.

@@ -21,6 +21,7 @@ pub mod labels;
 pub mod matcher;
 mod migrate;
 pub mod postings;
+pub mod tombstones;
 pub mod wal;
 
 #[cfg(test)]
@@ -32,13 +33,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 pub use head::{HeadStats, Outcome};
-pub use kv::{Kv, KvError, KvTree};
+pub use kv::{trees, Kv, KvError, KvTree};
 pub use labels::{LabelError, Labels, LabelsRef};
 pub use matcher::{MatchOp, Matcher};
 
 use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput};
+use chunk::XorChunk;
 use head::{Head, SealedChunk};
 use index::{select_postings, LabelIndex};
+use tombstones::{covered, Interval, Tombstones};
 use wal::{Wal, WalSample};
 
 /// Settings of the time-series store.
@@ -138,6 +141,8 @@ pub struct Series {
     /// The label set.
     pub labels: Labels,
     chunks: Vec<SealedChunk>,
+    /// Deleted intervals (block tombstones), never returned.
+    deleted: Vec<Interval>,
     mint: i64,
     maxt: i64,
 }
@@ -151,7 +156,7 @@ impl Series {
         for c in &self.chunks {
             for sample in chunk::ChunkIter::new(&c.bytes)? {
                 let (t, v) = sample?;
-                if t < self.mint || t > self.maxt {
+                if t < self.mint || t > self.maxt || covered(&self.deleted, t) {
                     continue;
                 }
                 if out.last().is_some_and(|&(last, _): &(i64, f64)| last >= t) {
@@ -238,7 +243,8 @@ pub struct Storage {
     corrupted_dir: PathBuf,
     /// Open blocks, oldest first.
     blocks: RwLock<Vec<Arc<Block>>>,
-    /// One compaction at a time.
+    tombstones: Tombstones,
+    /// One compaction (or tombstone clean-up) at a time.
     compacting: Mutex<()>,
 }
 
@@ -302,6 +308,13 @@ impl Storage {
             report.late_samples += samples.len() as u64;
             head.merge_late(series, samples);
         }
+        // The WAL still holds deleted samples: delete them again.
+        let tombstones = Tombstones::open(kv)?;
+        for (series, intervals) in tombstones.head()? {
+            for (mint, maxt) in intervals {
+                head.delete_range(series, mint, maxt);
+            }
+        }
         report.duration = start.elapsed();
         let storage = Storage {
             head,
@@ -311,6 +324,7 @@ impl Storage {
             blocks_dir,
             corrupted_dir,
             blocks: RwLock::new(blocks),
+            tombstones,
             compacting: Mutex::new(()),
         };
         Ok((storage, report))
@@ -401,25 +415,36 @@ impl Storage {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut merged: BTreeMap<Labels, Vec<SealedChunk>> = BTreeMap::new();
+        let mut merged: BTreeMap<Labels, (Vec<SealedChunk>, Vec<Interval>)> = BTreeMap::new();
         let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
         for b in blocks
             .iter()
             .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
         {
-            if let Err(source) = select_from_block(b, matchers, mint, maxt, &mut merged) {
-                return Err(self.set_block_aside(b, source));
+            let marked = self.tombstones.block_has_marks(&b.meta().id)?;
+            let deleted = |index: u32| {
+                if marked {
+                    self.tombstones.block(&b.meta().id, index)
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            match select_from_block(b, matchers, mint, maxt, &deleted, &mut merged) {
+                Ok(()) => {}
+                Err(BlockRead::Block(source)) => return Err(self.set_block_aside(b, source)),
+                Err(BlockRead::Kv(e)) => return Err(e.into()),
             }
         }
         let refs = self.head.postings_for(matchers);
         for (labels, chunks) in self.head.series_data(&refs, mint, maxt) {
-            merged.entry(labels).or_default().extend(chunks);
+            merged.entry(labels).or_default().0.extend(chunks);
         }
         Ok(merged
             .into_iter()
-            .map(|(labels, chunks)| Series {
+            .map(|(labels, (chunks, deleted))| Series {
                 labels,
                 chunks,
+                deleted,
                 mint,
                 maxt,
             })
@@ -448,6 +473,226 @@ impl Storage {
     /// Bytes on disk of the open blocks.
     pub fn blocks_size(&self) -> u64 {
         read_lock(&self.blocks).iter().map(|b| b.size_bytes()).sum()
+    }
+
+    /// Deletes the samples in `[mint, maxt]` of the series matching
+    /// `matchers`: at once from the head, by tombstones in blocks (honoured
+    /// by every read until [`Storage::clean_tombstones`]). Returns how many
+    /// series had something to delete.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<u64, StorageError> {
+        let mut touched = 0;
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        for b in blocks
+            .iter()
+            .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
+        {
+            let interval = (mint.max(b.meta().min_time), maxt.min(b.meta().max_time));
+            let ids = select_postings(&BlockIndex(b), matchers)
+                .map_err(|e| self.set_block_aside(b, e))?;
+            for id in ids {
+                self.tombstones
+                    .add_block(&b.meta().id, id as u32, interval)?;
+                touched += 1;
+            }
+        }
+        for series in self.head.postings_for(matchers) {
+            // Samples appended later are newer than the series' newest one now;
+            // the mark must not reach them when the WAL is replayed.
+            let Some(newest) = self.head.series_max_time(series) else {
+                continue;
+            };
+            if mint > newest {
+                continue;
+            }
+            let interval = (mint, maxt.min(newest));
+            self.head.delete_range(series, interval.0, interval.1);
+            self.tombstones.add_head(series, interval)?;
+            touched += 1;
+        }
+        self.kv.flush()?;
+        Ok(touched)
+    }
+
+    /// Rewrites every block that has tombstones without the deleted samples,
+    /// then drops its tombstones. Returns the number of blocks rewritten.
+    pub fn clean_tombstones(&self) -> Result<u64, StorageError> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        let mut rewritten = 0;
+        for old in blocks {
+            let id = old.meta().id.clone();
+            if !self.tombstones.block_has_marks(&id)? {
+                continue;
+            }
+            let mut kept: Vec<RewrittenSeries> = Vec::new();
+            let read = |index: u32| -> Result<RewrittenSeries, BlockRead> {
+                let deleted = self.tombstones.block(&id, index).map_err(BlockRead::Kv)?;
+                let mut chunks = vec![XorChunk::new()];
+                for meta in old.series_chunks(index)? {
+                    let bytes = old.chunk(&meta)?;
+                    let corrupt = |e: chunk::ChunkError| {
+                        BlockRead::Block(BlockError::Corrupt {
+                            path: old.dir().to_path_buf(),
+                            what: e.to_string(),
+                        })
+                    };
+                    for sample in chunk::ChunkIter::new(&bytes).map_err(corrupt)? {
+                        let (t, v) = sample.map_err(corrupt)?;
+                        if covered(&deleted, t) {
+                            continue;
+                        }
+                        if chunks.last().is_some_and(|c| c.len() >= chunk::MAX_SAMPLES) {
+                            chunks.push(XorChunk::new());
+                        }
+                        if let Some(open) = chunks.last_mut() {
+                            open.append(t, v);
+                        }
+                    }
+                }
+                chunks.retain(|c| !c.is_empty());
+                Ok((old.series_labels(index)?, chunks))
+            };
+            for index in old.all_series() {
+                match read(index) {
+                    Ok((labels, chunks)) if !chunks.is_empty() => kept.push((labels, chunks)),
+                    Ok(_) => {}
+                    Err(BlockRead::Block(e)) => return Err(self.set_block_aside(&old, e)),
+                    Err(BlockRead::Kv(e)) => return Err(e.into()),
+                }
+            }
+            let inputs = kept.iter().map(|(labels, chunks)| SeriesInput {
+                labels: labels.clone(),
+                chunks: chunks
+                    .iter()
+                    .map(|c| ChunkInput {
+                        min_t: c.first_time().unwrap_or_default(),
+                        max_t: c.last_time().unwrap_or_default(),
+                        num_samples: c.len() as u16,
+                        bytes: c.bytes(),
+                    })
+                    .collect(),
+            });
+            let compaction = Compaction {
+                level: old.meta().compaction.level,
+                sources: vec![id.clone()],
+            };
+            let written = block::write_block(
+                &self.blocks_dir,
+                inputs,
+                old.meta().min_time,
+                old.meta().max_time,
+                compaction,
+            )
+            .map_err(StorageError::BlockWrite)?;
+            let replacement = match &written {
+                Some(meta) => Some(Arc::new(
+                    Block::open(
+                        &self.blocks_dir.join(&meta.id),
+                        self.options.block_cache_bytes,
+                    )
+                    .map_err(StorageError::BlockWrite)?,
+                )),
+                None => None,
+            };
+            {
+                let mut list = write_lock(&self.blocks);
+                list.retain(|b| !Arc::ptr_eq(b, &old));
+                list.extend(replacement);
+                list.sort_by_key(|b| b.meta().min_time);
+            }
+            self.tombstones.remove_block(&id)?;
+            self.kv.flush()?;
+            if let Err(e) = std::fs::remove_dir_all(old.dir()) {
+                tracing::error!(block = id, error = %e, "could not delete a block replaced by its cleaned copy");
+            }
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
+    /// Writes a copy of the whole store into `target` (which must not exist
+    /// or be empty) that opens as a store: the blocks (hard-linked, they are
+    /// immutable), the head written as blocks, and the key-value trees
+    /// (accounts, tokens, fleet, tombstones of blocks). Returns the number of
+    /// blocks in the snapshot.
+    pub fn snapshot(&self, target: &Path) -> Result<usize, StorageError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { path, source }
+        };
+        if std::fs::read_dir(target)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+        {
+            return Err(StorageError::Io {
+                path: target.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the snapshot directory must be new or empty",
+                ),
+            });
+        }
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let blocks_dir = target.join(BLOCKS_DIR);
+        std::fs::create_dir_all(&blocks_dir).map_err(io(&blocks_dir))?;
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        for b in &blocks {
+            let dir = blocks_dir.join(&b.meta().id);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            for file in [block::META_FILE, block::INDEX_FILE, block::CHUNKS_FILE] {
+                let (from, to) = (b.dir().join(file), dir.join(file));
+                std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                    .map_err(io(&to))?;
+            }
+        }
+        let range = self.options.block_range.as_millis() as i64;
+        let all = self.head.postings_for(&[]);
+        let mut windows: BTreeMap<i64, BTreeMap<Labels, Vec<SealedChunk>>> = BTreeMap::new();
+        for (labels, chunks) in self.head.series_data(&all, i64::MIN, i64::MAX) {
+            for c in chunks {
+                windows
+                    .entry(c.min_t.div_euclid(range))
+                    .or_default()
+                    .entry(labels.clone())
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let mut count = blocks.len();
+        for (window, series) in &windows {
+            let inputs = series.iter().map(|(labels, chunks)| SeriesInput {
+                labels: labels.pairs().to_vec(),
+                chunks: chunks
+                    .iter()
+                    .map(|c| ChunkInput {
+                        min_t: c.min_t,
+                        max_t: c.max_t,
+                        num_samples: c.samples,
+                        bytes: &c.bytes,
+                    })
+                    .collect(),
+            });
+            let written = block::write_block(
+                &blocks_dir,
+                inputs,
+                window * range,
+                window * range + range - 1,
+                Compaction {
+                    level: 1,
+                    sources: Vec::new(),
+                },
+            )
+            .map_err(StorageError::BlockWrite)?;
+            count += usize::from(written.is_some());
+        }
+        let target_kv = Kv::open(target)?;
+        self.kv
+            .copy_trees_to(&target_kv, &[trees::META, trees::SERIES])?;
+        // The head went into blocks with its deletions applied: its marks are done.
+        Tombstones::open(&target_kv)?.trim_head(i64::MAX, &[])?;
+        target_kv.flush()?;
+        Ok(count)
     }
 
     /// Writes the head's oldest block-range window to a block once the head
@@ -500,9 +745,11 @@ impl Storage {
             blocks.sort_by_key(|b| b.meta().min_time);
         }
         // Only now that the block is durable may the head and the WAL let go.
-        for series in self.head.drop_before(window_end) {
-            self.wal.forget_series(series)?;
+        let dropped = self.head.drop_before(window_end);
+        for series in &dropped {
+            self.wal.forget_series(*series)?;
         }
+        self.tombstones.trim_head(window_end, &dropped)?;
         let dropped = self.wal.checkpoint(|s| s.t >= window_end)?;
         self.kv.flush()?;
         tracing::info!(
@@ -540,6 +787,9 @@ impl Storage {
             }
         }
         for b in doomed {
+            if let Err(e) = self.tombstones.remove_block(&b.meta().id) {
+                tracing::error!(block = b.meta().id, error = %e, "could not drop the tombstones of a deleted block");
+            }
             // Readers holding the block keep their mappings; the files go when they are done.
             match std::fs::remove_dir_all(b.dir()) {
                 Ok(()) => tracing::info!(
@@ -647,14 +897,31 @@ impl LabelIndex for BlockIndex<'_> {
     }
 }
 
-/// Adds the series of `block` that match, with their chunks in `[mint, maxt]`, to `merged`.
+/// A block series re-encoded without its deleted samples: labels and chunks.
+type RewrittenSeries = (Vec<(String, String)>, Vec<XorChunk>);
+
+/// Why reading a block failed: the block itself, or its tombstones.
+enum BlockRead {
+    Block(BlockError),
+    Kv(KvError),
+}
+
+impl From<BlockError> for BlockRead {
+    fn from(e: BlockError) -> BlockRead {
+        BlockRead::Block(e)
+    }
+}
+
+/// Adds the series of `block` that match, with their chunks in `[mint, maxt]`
+/// and their deleted intervals, to `merged`.
 fn select_from_block(
     block: &Block,
     matchers: &[Matcher],
     mint: i64,
     maxt: i64,
-    merged: &mut BTreeMap<Labels, Vec<SealedChunk>>,
-) -> Result<(), BlockError> {
+    deleted: &dyn Fn(u32) -> Result<Vec<Interval>, KvError>,
+    merged: &mut BTreeMap<Labels, (Vec<SealedChunk>, Vec<Interval>)>,
+) -> Result<(), BlockRead> {
     for id in select_postings(&BlockIndex(block), matchers)? {
         let id = id as u32;
         let mut chunks = Vec::new();
@@ -673,7 +940,9 @@ fn select_from_block(
         }
         if !chunks.is_empty() {
             let labels = Labels::from_sorted(block.series_labels(id)?);
-            merged.entry(labels).or_default().extend(chunks);
+            let entry = merged.entry(labels).or_default();
+            entry.0.extend(chunks);
+            entry.1.extend(deleted(id).map_err(BlockRead::Kv)?);
         }
     }
     Ok(())

@@ -495,3 +495,154 @@ fn a_corrupted_block_is_set_aside_and_the_rest_keeps_serving() {
         2
     );
 }
+
+#[test]
+fn deletes_hold_in_the_head_in_blocks_across_restarts_and_after_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
+    let victim = [m(MatchOp::Regex, "i", "1|3")];
+    let in_window = |samples: &[(i64, f64)], lo: i64, hi: i64| {
+        samples.iter().filter(|(t, _)| *t >= lo && *t <= hi).count()
+    };
+    let check = |storage: &Storage, when: &str| {
+        for s in storage
+            .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+            .unwrap()
+        {
+            let samples = s.samples().unwrap();
+            let deleted = matches!(s.labels.get("i"), Some("1") | Some("3"));
+            // From 1 h to 5 h: a block window and the head both.
+            let expected = if deleted { 0 } else { 4 * 240 + 1 };
+            assert_eq!(
+                in_window(&samples, start + HOUR, start + 5 * HOUR),
+                expected,
+                "{when}: {}",
+                s.labels
+            );
+            assert_eq!(
+                samples.len(),
+                if deleted {
+                    7 * 240 - (4 * 240 + 1)
+                } else {
+                    7 * 240
+                },
+                "{when}: {}",
+                s.labels
+            );
+        }
+    };
+    {
+        let storage = open(dir.path());
+        fill(&storage, 5, start, 7);
+        assert!(storage.compact().unwrap().is_some());
+        assert_eq!(
+            storage
+                .delete(&victim, start + HOUR, start + 5 * HOUR)
+                .unwrap(),
+            4,
+            "2 series in a block, 2 in the head"
+        );
+        check(&storage, "after delete");
+        // New samples after the delete are not covered by it.
+        let report = storage
+            .append_blocking(&[series(
+                &[("__name__", "m"), ("i", "1")],
+                &[(start + 7 * HOUR, 1.0)],
+            )])
+            .unwrap();
+        assert_eq!(report.stored, 1);
+    }
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    let extra = storage
+        .select(&[m(MatchOp::Equal, "i", "1")], start + 7 * HOUR, i64::MAX)
+        .unwrap();
+    assert_eq!(
+        extra[0].samples().unwrap(),
+        [(start + 7 * HOUR, 1.0)],
+        "the later sample survives the replayed delete"
+    );
+    let cleaned = |storage: &Storage| {
+        storage
+            .select(
+                &[m(MatchOp::Equal, "__name__", "m")],
+                i64::MIN,
+                start + 7 * HOUR - 1,
+            )
+            .unwrap()
+            .iter()
+            .map(|s| (s.labels.to_string(), s.samples().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let before_clean = cleaned(&storage);
+    check_windows(&before_clean, start);
+    assert_eq!(storage.clean_tombstones().unwrap(), 1);
+    assert_eq!(
+        storage.clean_tombstones().unwrap(),
+        0,
+        "nothing left to clean"
+    );
+    assert_eq!(
+        cleaned(&storage),
+        before_clean,
+        "the rewritten block answers the same"
+    );
+    assert_eq!(storage.blocks()[0].compaction.sources.len(), 1);
+    assert!(!storage
+        .tombstones
+        .block_has_marks(&storage.blocks()[0].id)
+        .unwrap());
+}
+
+/// Series 1 and 3 have nothing between 1 h and 5 h; the others are whole.
+fn check_windows(series: &[(String, Vec<(i64, f64)>)], start: i64) {
+    for (labels, samples) in series {
+        let gap = samples
+            .iter()
+            .filter(|(t, _)| *t >= start + HOUR && *t <= start + 5 * HOUR)
+            .count();
+        let deleted = labels.contains("i=\"1\"") || labels.contains("i=\"3\"");
+        assert_eq!(gap == 0, deleted, "{labels}");
+    }
+}
+
+#[test]
+fn a_snapshot_opens_as_a_store_with_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
+    let kv = Kv::open(dir.path()).unwrap();
+    kv.tree(trees::USERS)
+        .unwrap()
+        .put(b"alice", &"account")
+        .unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    fill(&storage, 5, start, 5);
+    assert!(storage.compact().unwrap().is_some());
+    storage
+        .delete(
+            &[m(MatchOp::Equal, "i", "2")],
+            start + 4 * HOUR,
+            start + 5 * HOUR,
+        )
+        .unwrap();
+    let original = everything(&storage);
+
+    let target = tempfile::tempdir().unwrap();
+    let snapshot = target.path().join("snap");
+    // One block already, and the head's [2h,4h) and [4h,6h) windows.
+    assert_eq!(storage.snapshot(&snapshot).unwrap(), 3);
+    assert!(
+        storage.snapshot(&snapshot).is_err(),
+        "never over an existing snapshot"
+    );
+
+    let snap_kv = Kv::open(&snapshot).unwrap();
+    let (copy, replay) = Storage::open(&snap_kv, &snapshot, StorageOptions::default()).unwrap();
+    assert_eq!(replay.samples, 0, "everything is in blocks");
+    assert_eq!(copy.blocks().len(), 3);
+    assert_eq!(everything(&copy), original);
+    let alice: Option<String> = snap_kv.tree(trees::USERS).unwrap().get(b"alice").unwrap();
+    assert_eq!(alice.as_deref(), Some("account"));
+    // The original keeps working.
+    fill(&storage, 5, start + 5 * HOUR, 1);
+}
