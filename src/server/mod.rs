@@ -194,7 +194,8 @@ impl Server {
 /// How often the store checks whether a head window is ready to become a block.
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Writes head windows to blocks (and applies retention) until shutdown.
+/// Writes head windows to blocks, merges blocks and applies retention, every
+/// [`COMPACTION_INTERVAL`] until shutdown.
 async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown) {
     let mut ticker = tokio::time::interval(COMPACTION_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -205,14 +206,9 @@ async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown)
         }
         let storage = storage.clone();
         // Several windows may be due after a long downtime: write them all.
-        let done = tokio::task::spawn_blocking(move || loop {
-            match storage.compact() {
-                Ok(Some(_)) => continue,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "compaction failed; the head keeps the samples");
-                    return;
-                }
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = storage.maintain() {
+                tracing::error!(error = %e, "store maintenance failed; the data stays where it was");
             }
         });
         let _ = done.await;

@@ -27,6 +27,7 @@ pub mod wal;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -517,6 +518,10 @@ impl Storage {
     /// then drops its tombstones. Returns the number of blocks rewritten.
     pub fn clean_tombstones(&self) -> Result<u64, StorageError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        self.clean_tombstones_locked()
+    }
+
+    fn clean_tombstones_locked(&self) -> Result<u64, StorageError> {
         let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
         let mut rewritten = 0;
         for old in blocks {
@@ -568,7 +573,7 @@ impl Storage {
                         min_t: c.first_time().unwrap_or_default(),
                         max_t: c.last_time().unwrap_or_default(),
                         num_samples: c.len() as u16,
-                        bytes: c.bytes(),
+                        bytes: Cow::Borrowed(c.bytes()),
                     })
                     .collect(),
             });
@@ -669,7 +674,7 @@ impl Storage {
                         min_t: c.min_t,
                         max_t: c.max_t,
                         num_samples: c.samples,
-                        bytes: &c.bytes,
+                        bytes: Cow::Borrowed(&c.bytes),
                     })
                     .collect(),
             });
@@ -719,7 +724,7 @@ impl Storage {
                     min_t: c.min_t,
                     max_t: c.max_t,
                     num_samples: c.samples,
-                    bytes: &c.bytes,
+                    bytes: Cow::Borrowed(&c.bytes),
                 })
                 .collect(),
         });
@@ -761,6 +766,162 @@ impl Storage {
         );
         self.apply_retention(head_max);
         Ok(written)
+    }
+
+    /// Everything compaction does, as often as there is work: head windows
+    /// to blocks (with retention), then block merges. Returns the number of
+    /// blocks written and merged. Blocking.
+    pub fn maintain(&self) -> Result<(usize, usize), StorageError> {
+        let mut written = 0;
+        while self.compact()?.is_some() {
+            written += 1;
+        }
+        let mut merged = 0;
+        while self.merge_blocks()?.is_some() {
+            merged += 1;
+        }
+        Ok((written, merged))
+    }
+
+    /// The widest block a merge may produce: 10 % of the retention time,
+    /// at most 31 days, at least the block range.
+    fn max_block_range(&self) -> i64 {
+        let range = self.options.block_range.as_millis() as i64;
+        let tenth = self.options.retention_time.as_millis() as i64 / 10;
+        tenth.min(31 * 24 * 3_600_000).max(range)
+    }
+
+    /// Merges adjacent blocks into larger ones: the oldest window of
+    /// 3×, 9×, 27×… the block range (up to [`Storage::max_block_range`])
+    /// that is complete (newer blocks exist after it) and holds two blocks
+    /// or more. Tombstones are cleaned first so merged blocks never carry
+    /// deleted samples. Returns the merged block, if any. Blocking.
+    pub fn merge_blocks(&self) -> Result<Option<BlockMeta>, StorageError> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        self.clean_tombstones_locked()?;
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        let Some(newest_end) = blocks.iter().map(|b| b.meta().max_time + 1).max() else {
+            return Ok(None);
+        };
+        let base = self.options.block_range.as_millis() as i64;
+        let mut plan = None;
+        let mut range = base * 3;
+        while plan.is_none() && range <= self.max_block_range() {
+            let mut windows: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+            for b in &blocks {
+                let window = b.meta().min_time.div_euclid(range);
+                if b.meta().max_time < (window + 1) * range {
+                    windows.entry(window).or_default().push(b.clone());
+                }
+            }
+            plan = windows
+                .into_iter()
+                .find(|(window, group)| group.len() >= 2 && (window + 1) * range <= newest_end)
+                .map(|(window, group)| (window * range, window * range + range - 1, group));
+            range *= 3;
+        }
+        let Some((min_time, max_time, sources)) = plan else {
+            return Ok(None);
+        };
+        // Series of every source, by labels; sources are in time order, so chunks are too.
+        let mut series: BTreeMap<Labels, Vec<(usize, u32)>> = BTreeMap::new();
+        for (i, b) in sources.iter().enumerate() {
+            for index in b.all_series() {
+                let labels = b
+                    .series_labels(index)
+                    .map_err(|e| self.set_block_aside(b, e))?;
+                series
+                    .entry(Labels::from_sorted(labels))
+                    .or_default()
+                    .push((i, index));
+            }
+        }
+        let mut failure: Option<(usize, BlockError)> = None;
+        let mut entries = series.into_iter();
+        let inputs = std::iter::from_fn(|| {
+            let (labels, parts) = entries.next()?;
+            let mut chunks = Vec::new();
+            for (i, index) in parts {
+                let read = sources[i].series_chunks(index).and_then(|metas| {
+                    metas
+                        .into_iter()
+                        .map(|meta| {
+                            let bytes = sources[i].chunk(&meta)?;
+                            Ok(ChunkInput {
+                                min_t: meta.min_t,
+                                max_t: meta.max_t,
+                                num_samples: meta.num_samples,
+                                bytes: Cow::Owned(bytes.to_vec()),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, BlockError>>()
+                });
+                match read {
+                    Ok(mut c) => chunks.append(&mut c),
+                    Err(e) => {
+                        failure = Some((i, e));
+                        return None;
+                    }
+                }
+            }
+            Some(SeriesInput {
+                labels: labels.pairs().to_vec(),
+                chunks,
+            })
+        });
+        let level = sources
+            .iter()
+            .map(|b| b.meta().compaction.level)
+            .max()
+            .unwrap_or(1)
+            + 1;
+        let ids: Vec<String> = sources.iter().map(|b| b.meta().id.clone()).collect();
+        let written = block::write_block(
+            &self.blocks_dir,
+            inputs,
+            min_time,
+            max_time,
+            Compaction {
+                level,
+                sources: ids,
+            },
+        )
+        .map_err(StorageError::BlockWrite)?;
+        if let Some((i, source)) = failure {
+            // The merged block is incomplete: throw it away, set the bad source aside.
+            if let Some(meta) = &written {
+                let _ = std::fs::remove_dir_all(self.blocks_dir.join(&meta.id));
+            }
+            return Err(self.set_block_aside(&sources[i], source));
+        }
+        let Some(meta) = written else {
+            return Ok(None);
+        };
+        let merged = Block::open(
+            &self.blocks_dir.join(&meta.id),
+            self.options.block_cache_bytes,
+        )
+        .map_err(StorageError::BlockWrite)?;
+        {
+            let mut list = write_lock(&self.blocks);
+            list.retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
+            list.push(Arc::new(merged));
+            list.sort_by_key(|b| b.meta().min_time);
+        }
+        for b in &sources {
+            if let Err(e) = std::fs::remove_dir_all(b.dir()) {
+                tracing::error!(block = b.meta().id, error = %e, "could not delete a block merged into a larger one");
+            }
+        }
+        tracing::info!(
+            block = meta.id,
+            min_time,
+            max_time,
+            level,
+            merged = sources.len(),
+            "blocks merged"
+        );
+        Ok(Some(meta))
     }
 
     /// Deletes whole blocks beyond the retention time (counted back from

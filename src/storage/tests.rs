@@ -646,3 +646,49 @@ fn a_snapshot_opens_as_a_store_with_the_same_answers() {
     // The original keeps working.
     fill(&storage, 5, start + 5 * HOUR, 1);
 }
+
+#[test]
+fn adjacent_blocks_merge_into_larger_ones_with_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000 / (18 * HOUR) * (18 * HOUR);
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    fill(&storage, 4, start, 21);
+    storage
+        .delete(
+            &[m(MatchOp::Equal, "i", "0")],
+            start + HOUR,
+            start + 2 * HOUR,
+        )
+        .unwrap();
+    let before = everything(&storage);
+    let (written, merged) = storage.maintain().unwrap();
+    // 21 h: nine 2 h blocks; [0,6h), [6h,12h), [12h,18h) merge, then those three into [0,18h).
+    assert_eq!(written, 9);
+    assert_eq!(merged, 4);
+    let blocks = storage.blocks();
+    let spans: Vec<(i64, i64, u32)> = blocks
+        .iter()
+        .map(|b| {
+            (
+                (b.min_time - start) / HOUR,
+                (b.max_time + 1 - start) / HOUR,
+                b.compaction.level,
+            )
+        })
+        .collect();
+    assert_eq!(spans, [(0, 18, 3)]);
+    assert_eq!(blocks[0].compaction.sources.len(), 3);
+    assert_eq!(
+        everything(&storage),
+        before,
+        "merged blocks answer as the small ones did, deletions included"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(BLOCKS_DIR))
+            .unwrap()
+            .count(),
+        1,
+        "sources deleted"
+    );
+}

@@ -163,7 +163,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// One chunk handed to [`write_block`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ChunkInput<'a> {
     /// Timestamp (ms) of the chunk's first sample.
     pub min_t: i64,
@@ -171,8 +171,9 @@ pub struct ChunkInput<'a> {
     pub max_t: i64,
     /// Number of samples encoded in `bytes`.
     pub num_samples: u16,
-    /// The encoded chunk; stored and returned verbatim.
-    pub bytes: &'a [u8],
+    /// The encoded chunk; stored and returned verbatim. Owned when the
+    /// caller streams series it reads from elsewhere (block merging).
+    pub bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 /// One series handed to [`write_block`].

@@ -29,7 +29,7 @@ impl OwnedSeries {
                     min_t: *min_t,
                     max_t: *max_t,
                     num_samples: *n,
-                    bytes: b,
+                    bytes: std::borrow::Cow::Borrowed(b),
                 })
                 .collect(),
         }

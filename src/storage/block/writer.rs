@@ -118,7 +118,7 @@ pub(super) fn write_block_with<'a>(
                         min_t: c.min_t,
                         max_t: c.max_t,
                         num_samples: c.num_samples,
-                        chunk_ref: cw.add(c.bytes)?,
+                        chunk_ref: cw.add(&c.bytes)?,
                     });
                     stats.num_samples += u64::from(c.num_samples);
                 }
