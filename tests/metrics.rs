@@ -57,6 +57,10 @@ async fn metrics_after_traffic_follow_the_guide_and_pass_promtool() {
         "process_start_time_seconds ",
         "process_open_fds ",
         "fleetmon_build_info{version=\"",
+        "prometheus_tsdb_head_series ",
+        "prometheus_tsdb_blocks_loaded 0",
+        "prometheus_tsdb_wal_storage_size_bytes ",
+        "prometheus_tsdb_data_replay_duration_seconds ",
         &format!("tesla_vehicle_state{{vin=\"{vin}\","),
         "tesla_vehicle_odometer_meters{vin=\"",
     ] {

@@ -6,6 +6,7 @@
 //! and nowhere else; the modules it wires do not know each other's HTTP side.
 
 mod instrument;
+mod storage_metrics;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -103,6 +104,11 @@ impl Server {
         let fleet =
             Arc::new(Fleet::open(&kv, options.upstream, &registry).map_err(anyhow::Error::msg)?);
         registry.register_collector(Box::new(ProcessCollector::new()));
+        let storage = Arc::new(storage);
+        registry.register_collector(Box::new(storage_metrics::StorageCollector::new(
+            storage.clone(),
+            replay.duration.as_secs_f64(),
+        )));
 
         let router = Router::new()
             .route("/", get(index))
@@ -121,7 +127,7 @@ impl Server {
             listener,
             router,
             fleet,
-            storage: Arc::new(storage),
+            storage,
             kv,
             refresh_interval: options.refresh_interval,
             shutdown_timeout: options.shutdown_timeout,

@@ -471,6 +471,11 @@ impl Storage {
             .collect()
     }
 
+    /// Bytes on disk of the write-ahead log.
+    pub fn wal_size_bytes(&self) -> u64 {
+        self.wal.size_bytes()
+    }
+
     /// Bytes on disk of the open blocks.
     pub fn blocks_size(&self) -> u64 {
         read_lock(&self.blocks).iter().map(|b| b.size_bytes()).sum()
