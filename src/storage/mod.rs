@@ -671,29 +671,12 @@ impl Storage {
         }
         let mut count = blocks.len();
         for (window, series) in &windows {
-            let inputs = series.iter().map(|(labels, chunks)| SeriesInput {
-                labels: labels.pairs().to_vec(),
-                chunks: chunks
-                    .iter()
-                    .map(|c| ChunkInput {
-                        min_t: c.min_t,
-                        max_t: c.max_t,
-                        num_samples: c.samples,
-                        bytes: Cow::Borrowed(&c.bytes),
-                    })
-                    .collect(),
-            });
-            let written = block::write_block(
+            let written = write_head_block(
                 &blocks_dir,
-                inputs,
+                series,
                 window * range,
                 window * range + range - 1,
-                Compaction {
-                    level: 1,
-                    sources: Vec::new(),
-                },
-            )
-            .map_err(StorageError::BlockWrite)?;
+            )?;
             count += usize::from(written.is_some());
         }
         let target_kv = Kv::open(target)?;
@@ -721,29 +704,12 @@ impl Storage {
             return Ok(None);
         }
         let sealed = self.head.seal_before(window_end);
-        let inputs = sealed.iter().map(|(labels, chunks)| SeriesInput {
-            labels: labels.pairs().to_vec(),
-            chunks: chunks
-                .iter()
-                .map(|c| ChunkInput {
-                    min_t: c.min_t,
-                    max_t: c.max_t,
-                    num_samples: c.samples,
-                    bytes: Cow::Borrowed(&c.bytes),
-                })
-                .collect(),
-        });
-        let written = block::write_block(
+        let written = write_head_block(
             &self.blocks_dir,
-            inputs,
+            sealed.iter().map(|(labels, chunks)| (labels, chunks)),
             window_start,
             window_end - 1,
-            Compaction {
-                level: 1,
-                sources: Vec::new(),
-            },
-        )
-        .map_err(StorageError::BlockWrite)?;
+        )?;
         if let Some(meta) = &written {
             let opened = Block::open(
                 &self.blocks_dir.join(&meta.id),
@@ -1061,6 +1027,38 @@ impl LabelIndex for BlockIndex<'_> {
     fn all_postings(&self) -> Result<Vec<u64>, BlockError> {
         Ok(self.0.all_series().map(u64::from).collect())
     }
+}
+
+/// Writes head series (sorted by labels, with their sealed chunks) as a level-1 block.
+fn write_head_block<'a>(
+    dir: &Path,
+    series: impl IntoIterator<Item = (&'a Labels, &'a Vec<SealedChunk>)>,
+    min_time: i64,
+    max_time: i64,
+) -> Result<Option<BlockMeta>, StorageError> {
+    let inputs = series.into_iter().map(|(labels, chunks)| SeriesInput {
+        labels: labels.pairs().to_vec(),
+        chunks: chunks
+            .iter()
+            .map(|c| ChunkInput {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                num_samples: c.samples,
+                bytes: Cow::Borrowed(&c.bytes),
+            })
+            .collect(),
+    });
+    block::write_block(
+        dir,
+        inputs,
+        min_time,
+        max_time,
+        Compaction {
+            level: 1,
+            sources: Vec::new(),
+        },
+    )
+    .map_err(StorageError::BlockWrite)
 }
 
 /// A block series re-encoded without its deleted samples: labels and chunks.

@@ -250,22 +250,19 @@ fn concurrent_appenders_of_the_same_series_lose_nothing_they_were_told_was_store
         .flat_map(|t| t.join().unwrap())
         .collect();
     acknowledged.sort_by_key(|s| s.0);
-    let kept = storage
-        .select(
-            &[m(MatchOp::Equal, "__name__", "shared")],
-            i64::MIN,
-            i64::MAX,
-        )
-        .unwrap()[0]
-        .samples()
-        .unwrap();
+    let kept = shared_samples(&storage);
     assert_eq!(
         kept, acknowledged,
         "exactly the acknowledged samples are stored"
     );
     drop(storage);
     let reopened = open(dir.path());
-    let replayed = reopened
+    let replayed = shared_samples(&reopened);
+    assert_eq!(replayed, acknowledged, "and they survive a restart");
+}
+
+fn shared_samples(storage: &Storage) -> Vec<(i64, f64)> {
+    storage
         .select(
             &[m(MatchOp::Equal, "__name__", "shared")],
             i64::MIN,
@@ -273,8 +270,7 @@ fn concurrent_appenders_of_the_same_series_lose_nothing_they_were_told_was_store
         )
         .unwrap()[0]
         .samples()
-        .unwrap();
-    assert_eq!(replayed, acknowledged, "and they survive a restart");
+        .unwrap()
 }
 
 /// Appends `hours` of 15 s samples for `n` series, as a scraper would.

@@ -374,24 +374,22 @@ impl Wal {
         let mut kept = Vec::new();
         let mut dropped = 0u64;
         let mut stats = ReplayStats::default();
-        let mut replaced: Vec<PathBuf> = Vec::new();
-        if let Some(n) = checkpoint {
-            let path = dir.join(format!("{CHECKPOINT_PREFIX}{n:020}"));
+        let replaced: Vec<PathBuf> = checkpoint
+            .map(|n| dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")))
+            .into_iter()
+            .chain(
+                segments
+                    .into_iter()
+                    .filter(|n| *n <= upto)
+                    .map(|n| dir.join(segment_name(n))),
+            )
+            .collect();
+        for path in &replaced {
             read_records(
-                &path,
+                path,
                 &mut |s| if keep(&s) { kept.push(s) } else { dropped += 1 },
                 &mut stats,
             )?;
-            replaced.push(path);
-        }
-        for number in segments.into_iter().filter(|n| *n <= upto) {
-            let path = dir.join(segment_name(number));
-            read_records(
-                &path,
-                &mut |s| if keep(&s) { kept.push(s) } else { dropped += 1 },
-                &mut stats,
-            )?;
-            replaced.push(path);
         }
         let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
         let tmp = target.with_extension("tmp");
