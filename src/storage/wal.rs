@@ -161,11 +161,16 @@ fn create_segment(dir: &Path, number: u64) -> Result<Segment, WalError> {
     })
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+/// A batch as a framed record: header (length, CRC) then payload, built in
+/// one buffer so the payload is never copied.
+fn batch_record(samples: &[WalSample]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + 1 + samples.len() * 12);
+    out.extend_from_slice(&[0; HEADER]);
+    encode_batch(samples, &mut out);
+    let payload_len = (out.len() - HEADER) as u32;
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[..4].copy_from_slice(&payload_len.to_le_bytes());
+    out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -274,7 +279,7 @@ impl Wal {
 
     /// Appends a batch to the current segment (durable with the next commit).
     pub fn log_samples(&self, samples: &[WalSample]) -> Result<(), WalError> {
-        let record = frame(&encode_batch(samples));
+        let record = batch_record(samples);
         let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.size > 0 && current.size + record.len() as u64 > SEGMENT_BYTES {
             self.rotate(&mut current)?;
@@ -396,8 +401,7 @@ impl Wal {
         {
             let mut file = File::create(&tmp).map_err(io(&tmp))?;
             for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
-                file.write_all(&frame(&encode_batch(part)))
-                    .map_err(io(&tmp))?;
+                file.write_all(&batch_record(part)).map_err(io(&tmp))?;
             }
             file.sync_all().map_err(io(&tmp))?;
         }
@@ -444,17 +448,15 @@ fn sync_log(log: &Log, kv: &Kv) -> Result<(), WalError> {
     Ok(())
 }
 
-fn encode_batch(samples: &[WalSample]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + samples.len() * 12);
+fn encode_batch(samples: &[WalSample], out: &mut Vec<u8>) {
     out.push(BATCH);
     let mut previous_t = 0i64;
     for s in samples {
-        put_uvarint(&mut out, s.series);
-        put_varint(&mut out, s.t.wrapping_sub(previous_t));
+        put_uvarint(out, s.series);
+        put_varint(out, s.t.wrapping_sub(previous_t));
         out.extend_from_slice(&s.v.to_bits().to_le_bytes());
         previous_t = s.t;
     }
-    out
 }
 
 fn decode_batch(bytes: &[u8], apply: &mut impl FnMut(WalSample)) -> Result<u64, Corrupt> {
