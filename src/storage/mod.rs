@@ -690,7 +690,7 @@ impl Storage {
 
     /// Writes the head's oldest block-range window to a block once the head
     /// reaches half a range past its end, drops it from the head, checkpoints
-    /// the WAL, then applies retention. Returns the block written, if any.
+    /// the WAL. Returns the block written, if any.
     /// Blocking: run it off the async workers.
     pub fn compact(&self) -> Result<Option<BlockMeta>, StorageError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
@@ -735,17 +735,27 @@ impl Storage {
             wal_samples_dropped = dropped,
             "head window written to a block"
         );
-        self.apply_retention(head_max);
         Ok(written)
     }
 
     /// Everything compaction does, as often as there is work: head windows
-    /// to blocks (with retention), then block merges. Returns the number of
+    /// to blocks, retention, then block merges. Returns the number of
     /// blocks written and merged. Blocking.
     pub fn maintain(&self) -> Result<(usize, usize), StorageError> {
         let mut written = 0;
         while self.compact()?.is_some() {
             written += 1;
+        }
+        // Counted back from the newest sample anywhere, so retention also
+        // applies while nothing new arrives.
+        let newest = self
+            .head
+            .max_time()
+            .into_iter()
+            .chain(self.blocks().iter().map(|b| b.max_time))
+            .max();
+        if let Some(newest) = newest {
+            self.apply_retention(newest);
         }
         let mut merged = 0;
         while self.merge_blocks()?.is_some() {
@@ -788,7 +798,20 @@ impl Storage {
             plan = windows
                 .into_iter()
                 .find(|(window, group)| group.len() >= 2 && (window + 1) * range <= newest_end)
-                .map(|(window, group)| (window * range, window * range + range - 1, group));
+                .map(|(_, group)| {
+                    // The merged block spans what its sources span, not the whole window.
+                    let min_time = group
+                        .iter()
+                        .map(|b| b.meta().min_time)
+                        .min()
+                        .unwrap_or_default();
+                    let max_time = group
+                        .iter()
+                        .map(|b| b.meta().max_time)
+                        .max()
+                        .unwrap_or_default();
+                    (min_time, max_time, group)
+                });
             range *= 3;
         }
         let Some((min_time, max_time, sources)) = plan else {

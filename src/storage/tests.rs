@@ -382,7 +382,7 @@ fn retention_deletes_whole_blocks_by_time_and_by_size() {
     };
     let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
     fill(&storage, 5, start, 11);
-    while storage.compact().unwrap().is_some() {}
+    storage.maintain().unwrap();
     // Newest sample at 11 h − 15 s: with 5 h of retention, blocks ending
     // before 6 h − 15 s go ([0,2h) and [2h,4h)); [4h,6h) still holds samples within 5 h.
     let blocks = storage.blocks();
@@ -424,7 +424,7 @@ fn retention_deletes_whole_blocks_by_time_and_by_size() {
     };
     let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
     fill(&storage, 5, start + 9 * HOUR, 2);
-    storage.compact().unwrap();
+    storage.maintain().unwrap();
     assert!(
         storage.blocks_size() <= one_block * 2 + one_block / 2,
         "{} > {}",
