@@ -229,7 +229,16 @@ impl Wal {
             }
         }
         let (segments, _) = segment_numbers(&dir)?;
-        // Replay reads the old segments; new records go to a fresh one.
+        // Empty segments (a start with no appends) hold nothing to replay: without
+        // this, every restart would leave one behind until the next checkpoint.
+        for number in &segments {
+            let path = dir.join(segment_name(*number));
+            if fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false) {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        // Replay reads the old segments; new records go to a fresh one, numbered
+        // after every segment ever used so that order is kept.
         let next = segments.last().map_or(1, |n| n + 1);
         let current = create_segment(&dir, next)?;
         Ok(Wal {
@@ -538,6 +547,17 @@ mod tests {
         assert_eq!((stats.records, stats.samples), (2, 11));
         assert_eq!(&read[..10], &samples(10)[..]);
         assert_eq!(read[10].v.to_bits(), 0x7ff0_0000_0000_0002);
+    }
+
+    #[test]
+    fn restarts_without_appends_leave_no_segments_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Kv::open(dir.path()).unwrap();
+        for _ in 0..5 {
+            drop(Wal::open(&kv, dir.path()).unwrap());
+        }
+        let files = fs::read_dir(dir.path().join(WAL_DIR)).unwrap().count();
+        assert_eq!(files, 1, "only the open segment");
     }
 
     #[test]
