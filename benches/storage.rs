@@ -154,9 +154,10 @@ fn main() {
 
     // Append throughput, 1 thread, and memory once the head holds 2 h.
     let dir_one = tempfile::tempdir().expect("tempdir");
+    // The workload's own series descriptions are not the store's memory: made before the baseline.
+    let mut workload = Workload::new(series, 42);
     let baseline_rss = rss_bytes();
     let one = Arc::new(open(dir_one.path()).0);
-    let mut workload = Workload::new(series, 42);
     let (stored_2h, busy_2h) = ingest(&one, &mut workload, 0, 2 * HOUR_STEPS, 1);
     let rss_per_series = rss_bytes().saturating_sub(baseline_rss) as f64 / series as f64;
     let (stored_rest, busy_rest) = ingest(
