@@ -188,28 +188,17 @@ fn a_reopened_store_answers_the_same() {
                 .collect()
         })
         .collect();
-    let before: Vec<(String, Vec<(i64, f64)>)> = {
+    let before = {
         let storage = open(dir.path());
         for batch in &batches {
             assert_eq!(storage.append_blocking(batch).unwrap().stored, 1000);
         }
-        storage
-            .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
-            .unwrap()
-            .iter()
-            .map(|s| (s.labels.to_string(), s.samples().unwrap()))
-            .collect()
+        everything(&storage)
     };
     let kv = Kv::open(dir.path()).unwrap();
     let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
     assert_eq!((replay.series, replay.samples), (50, 15_000));
-    let after: Vec<(String, Vec<(i64, f64)>)> = storage
-        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
-        .unwrap()
-        .iter()
-        .map(|s| (s.labels.to_string(), s.samples().unwrap()))
-        .collect();
-    assert_eq!(before, after);
+    assert_eq!(before, everything(&storage));
     assert_eq!(storage.head_stats().samples, 15_000);
     // New series after a restart get fresh refs, not reused ones.
     let report = storage
