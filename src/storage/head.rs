@@ -406,13 +406,7 @@ impl Head {
                 Outcome::ConflictingDuplicate
             };
         }
-        let crosses_boundary = s.open.last_time().is_some_and(|last| {
-            last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
-        });
-        if s.open.len() >= MAX_SAMPLES || crosses_boundary {
-            s.seal();
-        }
-        s.open.append(t, v);
+        self.push(s, t, v);
         s.max_t = t;
         s.last_bits = v.to_bits();
         Outcome::Stored
@@ -432,14 +426,20 @@ impl Head {
         s.sealed.clear();
         s.open = XorChunk::new();
         for (t, v) in all {
-            let crosses = s.open.last_time().is_some_and(|last| {
-                last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
-            });
-            if s.open.len() >= MAX_SAMPLES || crosses {
-                s.seal();
-            }
-            s.open.append(t, v);
+            self.push(s, t, v);
         }
+    }
+
+    /// Appends a sample newer than the series' last one to its open chunk,
+    /// sealing that chunk first when it is full or `t` is in the next block window.
+    fn push(&self, s: &mut MemSeries, t: i64, v: f64) {
+        let crosses_boundary = s.open.last_time().is_some_and(|last| {
+            last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
+        });
+        if s.open.len() >= MAX_SAMPLES || crosses_boundary {
+            s.seal();
+        }
+        s.open.append(t, v);
     }
 
     /// Inserts samples that arrived out of log order during WAL replay.
@@ -623,45 +623,47 @@ impl Head {
         let Some(values) = symbols.ids.get(name).and_then(|n| index.by_label.get(n)) else {
             return Vec::new();
         };
-        let mut counts: Vec<(String, u64)> = values
-            .iter()
-            .map(|(v, refs)| (symbols.get(*v).to_string(), refs.len() as u64))
-            .collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        counts.truncate(limit);
-        counts
+        top(
+            values
+                .iter()
+                .map(|(v, refs)| (symbols.get(*v).to_string(), refs.len() as u64)),
+            limit,
+        )
     }
 
     /// Label names with their number of distinct values, largest first.
     pub fn value_counts_by_name(&self, limit: usize) -> Vec<(String, u64)> {
         let symbols = read(&self.symbols);
         let index = read(&self.postings);
-        let mut counts: Vec<(String, u64)> = index
-            .by_label
-            .iter()
-            .map(|(n, values)| (symbols.get(*n).to_string(), values.len() as u64))
-            .collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        counts.truncate(limit);
-        counts
+        top(
+            index
+                .by_label
+                .iter()
+                .map(|(n, values)| (symbols.get(*n).to_string(), values.len() as u64)),
+            limit,
+        )
     }
 
     /// Series count per `name=value` pair, largest first.
     pub fn cardinality_by_pair(&self, limit: usize) -> Vec<(String, u64)> {
         let symbols = read(&self.symbols);
         let index = read(&self.postings);
-        let mut counts: Vec<(String, u64)> = index
-            .by_label
-            .iter()
-            .flat_map(|(n, values)| {
-                values
-                    .iter()
-                    .map(move |(v, refs)| (*n, *v, refs.len() as u64))
+        let pairs = index.by_label.iter().flat_map(|(n, values)| {
+            values.iter().map(|(v, refs)| {
+                (
+                    format!("{}={}", symbols.get(*n), symbols.get(*v)),
+                    refs.len() as u64,
+                )
             })
-            .map(|(n, v, c)| (format!("{}={}", symbols.get(n), symbols.get(v)), c))
-            .collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        counts.truncate(limit);
-        counts
+        });
+        top(pairs, limit)
     }
+}
+
+/// The `limit` largest counts, ties by name.
+fn top(counts: impl Iterator<Item = (String, u64)>, limit: usize) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = counts.collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.truncate(limit);
+    counts
 }
