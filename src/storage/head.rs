@@ -508,6 +508,24 @@ impl Head {
         out
     }
 
+    /// The labels of each series in `refs` with samples in `[mint, maxt]`,
+    /// without touching their chunks (label APIs).
+    pub fn labels_in(&self, refs: &[SeriesRef], mint: i64, maxt: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        for &series in refs {
+            let shard = read(&self.shards[Self::shard_of(series)]);
+            let Some(s) = shard.series.get(&series) else {
+                continue;
+            };
+            if s.min_t()
+                .is_some_and(|min_t| min_t <= maxt && s.max_t >= mint)
+            {
+                out.push(read(&self.symbols).resolve(&s.labels));
+            }
+        }
+        out
+    }
+
     /// Refuses samples older than `boundary` from now on and returns, sorted
     /// by labels, every series' chunks that end before it (the open chunk is
     /// sealed when it does): the contents of the block to write.

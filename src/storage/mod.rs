@@ -28,7 +28,7 @@ pub mod wal;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -959,6 +959,42 @@ impl Storage {
         }
     }
 
+    /// The label sets of the series matching `matchers` with samples in
+    /// `[mint, maxt]`, from the block indexes and the head, reading no chunk.
+    fn matching_labels(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<BTreeSet<Labels>, StorageError> {
+        let mut out = BTreeSet::new();
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
+        for b in blocks
+            .iter()
+            .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
+        {
+            let read = || -> Result<Vec<Labels>, BlockError> {
+                let mut labels = Vec::new();
+                for id in select_postings(&BlockIndex(b), matchers)? {
+                    let id = id as u32;
+                    if b.series_chunks(id)?
+                        .iter()
+                        .any(|m| m.max_t >= mint && m.min_t <= maxt)
+                    {
+                        labels.push(Labels::from_sorted(b.series_labels(id)?));
+                    }
+                }
+                Ok(labels)
+            };
+            out.extend(read().map_err(|e| self.set_block_aside(b, e))?);
+        }
+        out.extend(
+            self.head
+                .labels_in(&self.head.postings_for(matchers), mint, maxt),
+        );
+        Ok(out)
+    }
+
     /// Label names of the series matching `matchers` in `[mint, maxt]`, sorted.
     pub fn label_names(
         &self,
@@ -966,14 +1002,12 @@ impl Storage {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut names: Vec<String> = self
-            .select(matchers, mint, maxt)?
+        let names: BTreeSet<String> = self
+            .matching_labels(matchers, mint, maxt)?
             .iter()
-            .flat_map(|s| s.labels.pairs().iter().map(|(n, _)| n.clone()))
+            .flat_map(|l| l.pairs().iter().map(|(n, _)| n.clone()))
             .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(names.into_iter().collect())
     }
 
     /// Values of label `name` among the series matching `matchers` in `[mint, maxt]`, sorted.
@@ -984,14 +1018,12 @@ impl Storage {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut values: Vec<String> = self
-            .select(matchers, mint, maxt)?
+        let values: BTreeSet<String> = self
+            .matching_labels(matchers, mint, maxt)?
             .iter()
-            .filter_map(|s| s.labels.get(name).map(str::to_string))
+            .filter_map(|l| l.get(name).map(str::to_string))
             .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
+        Ok(values.into_iter().collect())
     }
 
     /// The head's counts.

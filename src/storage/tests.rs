@@ -324,6 +324,13 @@ fn compaction_moves_old_windows_to_blocks_and_answers_stay_the_same() {
             before,
             "blocks and head together answer as the head did"
         );
+        // Label values come from block indexes alone for a range only blocks cover.
+        let values = storage.label_values("i", &[], start, start + HOUR).unwrap();
+        assert_eq!(values.len(), 20);
+        assert!(storage
+            .label_names(&[], start + 20 * HOUR, start + 30 * HOUR)
+            .unwrap()
+            .is_empty());
         // Samples for a window already in a block are refused, not silently lost.
         let late = storage
             .append_blocking(&[series(
