@@ -24,17 +24,25 @@ impl SimulatedFleet {
     /// Restores the fleet saved in `kv`, or creates one from `config`.
     pub fn open(kv: &Kv, config: SimConfig) -> Result<SimulatedFleet, KvError> {
         let store = kv.tree(trees::VEHICLES)?;
-        let saved: Vec<SimVehicle> = store
-            .entries::<SimVehicle>()?
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
+        let saved = store.entries::<SimVehicle>()?;
+        let saved_keys: Vec<Vec<u8>> = saved.iter().map(|(key, _)| key.clone()).collect();
+        let saved: Vec<SimVehicle> = saved.into_iter().map(|(_, v)| v).collect();
         let now = now_ms();
         let simulation = if saved.is_empty() {
             Simulation::new(config, now)
         } else {
             Simulation::restore(config, saved, now)
         };
+        // A smaller --fleet.simulator.vehicles than last time shrinks the stored fleet too.
+        for key in saved_keys {
+            if !simulation
+                .vehicles()
+                .iter()
+                .any(|v| v.id().to_be_bytes() == key.as_slice())
+            {
+                store.remove(&key)?;
+            }
+        }
         let fleet = SimulatedFleet {
             simulation: Mutex::new(simulation),
             store,
@@ -60,15 +68,6 @@ impl SimulatedFleet {
     /// Writes every vehicle's state to the store.
     pub fn save(&self) -> Result<(), KvError> {
         let vehicles = self.with(|simulation, _| simulation.vehicles().to_vec());
-        // Vehicles are removed first so a smaller --fleet.simulator.vehicles shrinks the store too.
-        for (key, _) in self.store.entries::<Value>()? {
-            if !vehicles
-                .iter()
-                .any(|v| v.id().to_be_bytes() == key.as_slice())
-            {
-                self.store.remove(&key)?;
-            }
-        }
         for vehicle in &vehicles {
             self.store.put(&vehicle.id().to_be_bytes(), vehicle)?;
         }
@@ -130,5 +129,29 @@ impl SimulatedFleet {
                 .find(tag)
                 .map(|i| simulation.vehicles()[i].vin().to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_smaller_fleet_shrinks_the_store_and_keeps_the_first_cars() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Kv::open(dir.path()).unwrap();
+        let config = |vehicles| SimConfig {
+            vehicles,
+            ..SimConfig::default()
+        };
+        let five = SimulatedFleet::open(&kv, config(5)).unwrap();
+        let vins: Vec<String> = (0..5)
+            .map(|i| five.with(|s, _| s.vehicles()[i].vin().to_string()))
+            .collect();
+        drop(five);
+        let two = SimulatedFleet::open(&kv, config(2)).unwrap();
+        assert_eq!(kv.tree(trees::VEHICLES).unwrap().len(), 2);
+        assert_eq!(two.vin(&vins[0]), Some(vins[0].clone()));
+        assert_eq!(two.vin(&vins[4]), None);
     }
 }
