@@ -170,6 +170,16 @@ fn matchers_follow_prometheus_semantics() {
         .is_empty());
     let top = storage.head().cardinality_by_value("__name__", 10);
     assert_eq!(top[0], ("http_requests_total".to_string(), 3));
+    let pairs = storage.head().cardinality_by_pair(2);
+    assert_eq!(
+        pairs,
+        [
+            ("__name__=http_requests_total".to_string(), 3),
+            ("endpoint=/a".to_string(), 2)
+        ]
+    );
+    let names = storage.head().value_counts_by_name(1);
+    assert_eq!(names, [("status_code".to_string(), 3)]);
 }
 
 #[test]
