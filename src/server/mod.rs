@@ -72,6 +72,7 @@ impl Server {
             wal_records = replay.records,
             samples = replay.samples,
             late_samples = replay.late_samples,
+            orphan_samples = replay.orphan_samples,
             blocks = storage.blocks().len(),
             duration_ms = replay.duration.as_millis() as u64,
             "time-series store opened; WAL replayed"

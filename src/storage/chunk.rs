@@ -71,6 +71,9 @@ const MAX_COUNT: usize = u16::MAX as usize;
 /// most once or twice.
 const INITIAL_CAPACITY: usize = 128;
 
+/// Bytes added to a full buffer at a time.
+const GROWTH_STEP: usize = 64;
+
 /// `leading` value of an appender that has not opened a value window yet.
 const NO_WINDOW: u8 = 0xff;
 
@@ -328,6 +331,10 @@ impl XorChunk {
             self.buf.extend_from_slice(&aligned);
             self.buf.truncate(len + nbytes);
         } else {
+            // Grow by a fixed step, not by doubling: the open chunk is the one
+            // chunk per series kept on the heap, and doubling would leave a
+            // busy series' 260-byte chunk in a 512-byte buffer.
+            self.buf.reserve_exact(GROWTH_STEP);
             self.buf.extend_from_slice(&aligned[..nbytes]);
         }
         self.free = (nbytes * 8) as u32 - n;

@@ -1,18 +1,27 @@
-//! The head: recent samples in memory. Each series keeps Gorilla chunks
-//! (sealed ones as immutable byte slices, plus one open [`XorChunk`]), cut
-//! at [`MAX_SAMPLES`] samples or at a block-range boundary so that no chunk
-//! spans two blocks. Series live in shards chosen by label hash, each behind
-//! its own lock, so appends to different series and reads do not serialize.
-//! Label names and values are interned ([`Symbols`]) and the inverted index
-//! ([`Postings`]) maps each label pair to the sorted refs of its series.
+//! The head: recent samples. Each series keeps Gorilla chunks, cut at
+//! [`MAX_SAMPLES`] samples or at a block-range boundary so that no chunk
+//! spans two blocks: one open [`XorChunk`] in memory, and sealed ones whose
+//! bytes live in the head chunk files ([`HeadChunkFiles`]), so memory per
+//! series does not grow with the head's length. Series live in shards chosen
+//! by label hash, each behind its own lock, so appends to different series
+//! and reads do not serialize; within a shard, a slab of series and two
+//! tables of slots find a series by its labels (compared against one
+//! compact encoded copy) or by its ref. Label names and values are interned
+//! ([`Symbols`]) for the inverted index ([`Postings`]), which maps each
+//! label pair to the sorted refs of its series.
 //!
 //! Lock order, everywhere: a shard, then the symbols, then the postings.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use hashbrown::HashTable;
+
 use super::chunk::{XorChunk, MAX_SAMPLES};
+use super::codec::Encoding;
+use super::head_chunks::{ChunkLoc, HeadChunkFiles};
 use super::index::{select_postings, LabelIndex};
 use super::labels::{Labels, LabelsRef};
 use super::matcher::Matcher;
@@ -21,7 +30,8 @@ use super::wal::SeriesRef;
 
 const SHARDS: usize = 16;
 
-/// A sealed chunk of the head: immutable, shared with readers without copying.
+/// A chunk's samples with its time range, handed out by the head (the
+/// bytes are read from the chunk files or copied from the open chunk).
 #[derive(Debug, Clone)]
 pub struct SealedChunk {
     /// First sample's timestamp.
@@ -30,14 +40,31 @@ pub struct SealedChunk {
     pub max_t: i64,
     /// Number of samples.
     pub samples: u16,
+    /// How `bytes` are encoded (head chunks are Gorilla, block chunks may not be).
+    pub encoding: Encoding,
     /// Encoded samples.
     pub bytes: Arc<[u8]>,
 }
 
+/// What the head keeps in memory of a sealed chunk: where its bytes are.
+#[derive(Debug, Clone, Copy)]
+struct HeadChunk {
+    min_t: i64,
+    max_t: i64,
+    loc: ChunkLoc,
+    len: u32,
+    samples: u16,
+}
+
 struct MemSeries {
-    /// Interned (name, value) pairs, sorted by name.
-    labels: Box<[(u32, u32)]>,
-    sealed: Vec<SealedChunk>,
+    series_ref: SeriesRef,
+    /// [`Labels::stable_hash`] of the labels.
+    hash: u64,
+    /// The label pairs, sorted by name, encoded back to back (see
+    /// [`encode_labels`]): one compact allocation that the append path
+    /// compares against incoming labels without any lookup.
+    labels: Box<[u8]>,
+    sealed: Vec<HeadChunk>,
     open: XorChunk,
     /// Newest timestamp, and the bits of its value (for duplicate detection).
     max_t: i64,
@@ -52,71 +79,238 @@ impl MemSeries {
             .or_else(|| self.open.first_time())
     }
 
-    fn seal(&mut self) {
+    fn seal(&mut self, files: &HeadChunkFiles) {
         if let (Some(min_t), Some(max_t)) = (self.open.first_time(), self.open.last_time()) {
             let open = std::mem::take(&mut self.open);
-            self.sealed.push(SealedChunk {
+            // One more at a time: a series seals a chunk every half hour or so,
+            // and doubling would leave up to half the list unused.
+            self.sealed.reserve_exact(1);
+            self.sealed.push(HeadChunk {
                 min_t,
                 max_t,
+                loc: files.put(open.bytes(), max_t),
+                len: open.bytes().len() as u32,
                 samples: open.len() as u16,
-                bytes: Arc::from(open.bytes()),
             });
         }
     }
 
-    fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<SealedChunk> {
-        let mut out: Vec<SealedChunk> = self
+    /// The sealed chunks overlapping `[mint, maxt]`, and a copy of the open
+    /// chunk if it overlaps too.
+    fn chunks_in(&self, mint: i64, maxt: i64) -> (Vec<HeadChunk>, Option<SealedChunk>) {
+        let sealed = self
             .sealed
             .iter()
             .filter(|c| c.max_t >= mint && c.min_t <= maxt)
-            .cloned()
+            .copied()
             .collect();
-        if let (Some(min_t), Some(max_t)) = (self.open.first_time(), self.open.last_time()) {
-            if max_t >= mint && min_t <= maxt {
-                out.push(SealedChunk {
-                    min_t,
-                    max_t,
-                    samples: self.open.len() as u16,
-                    bytes: Arc::from(self.open.bytes()),
-                });
+        let open = match (self.open.first_time(), self.open.last_time()) {
+            (Some(min_t), Some(max_t)) if max_t >= mint && min_t <= maxt => Some(SealedChunk {
+                min_t,
+                max_t,
+                samples: self.open.len() as u16,
+                encoding: Encoding::Xor,
+                bytes: Arc::from(self.open.bytes()),
+            }),
+            _ => None,
+        };
+        (sealed, open)
+    }
+}
+
+/// Encodes sorted label pairs as `len name len value ...`, lengths as LEB128.
+fn encode_labels(pairs: &[(&str, &str)]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+    for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
+        let mut len = s.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.into_boxed_slice()
+}
+
+/// Iterates the strings of an [`encode_labels`] blob.
+struct BlobStrings<'a>(&'a [u8]);
+
+impl<'a> Iterator for BlobStrings<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let (&byte, rest) = self.0.split_first()?;
+            self.0 = rest;
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
             }
+            shift += 7;
         }
-        out
+        let (s, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(s)
     }
 }
 
-/// Hashes `u64` keys (series refs, label hashes) with one multiplication:
-/// they are already well spread, and SipHash dominated the append path.
-#[derive(Default, Clone, Copy)]
-struct U64Hasher(u64);
-
-impl std::hash::Hasher for U64Hasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+/// Whether `blob` encodes exactly `pairs`.
+fn labels_equal(blob: &[u8], pairs: &[(&str, &str)]) -> bool {
+    let mut strings = BlobStrings(blob);
+    pairs
+        .iter()
+        .all(|(n, v)| strings.next() == Some(n.as_bytes()) && strings.next() == Some(v.as_bytes()))
+        && strings.next().is_none()
 }
 
-type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+/// The label set a blob encodes.
+fn decode_labels(blob: &[u8]) -> Labels {
+    let mut strings = BlobStrings(blob).map(|s| String::from_utf8_lossy(s).into_owned());
+    let mut pairs = Vec::new();
+    while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
+        pairs.push((n, v));
+    }
+    Labels::from_sorted(pairs)
+}
 
+/// Spreads a label hash over the table's buckets: within one shard the low
+/// bits of the hash (which chose the shard) are all equal.
+fn table_hash(hash: u64) -> u64 {
+    hash.rotate_right(4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Hash of a series ref in the ref table.
+fn ref_hash(series: SeriesRef) -> u64 {
+    series.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+}
+
+/// One shard of the head's series: a slab of series, and two tables of
+/// slab slots, by labels (the append path) and by ref (WAL replay, reads).
 #[derive(Default)]
 struct Shard {
-    series: U64Map<MemSeries>,
-    by_hash: U64Map<Vec<SeriesRef>>,
+    /// The slab, in pages of [`PAGE_SLOTS`]: growing it never copies series
+    /// nor leaves more than one page unused.
+    pages: Vec<Box<[Option<MemSeries>]>>,
+    /// Slots handed out so far.
+    used: u32,
+    /// Slots emptied by dropped series, reused first.
+    free: Vec<u32>,
+    by_labels: HashTable<u32>,
+    by_ref: HashTable<u32>,
 }
 
-/// Interned label names and values. The strings live back to back in one
-/// arena, so comparing a series' labels on the append path reads compact
-/// memory instead of chasing one heap pointer per string.
+/// Series per slab page.
+const PAGE_SLOTS: usize = 512;
+
+impl Shard {
+    fn slot(&self, slot: u32) -> Option<&Option<MemSeries>> {
+        let slot = slot as usize;
+        self.pages.get(slot / PAGE_SLOTS)?.get(slot % PAGE_SLOTS)
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<MemSeries>> {
+        let slot = slot as usize;
+        self.pages
+            .get_mut(slot / PAGE_SLOTS)?
+            .get_mut(slot % PAGE_SLOTS)
+    }
+
+    fn get(&self, slot: u32) -> Option<&MemSeries> {
+        self.slot(slot)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut MemSeries> {
+        self.slot_mut(slot)?.as_mut()
+    }
+
+    fn find(&self, hash: u64, labels: &[(&str, &str)]) -> Option<u32> {
+        self.by_labels
+            .find(table_hash(hash), |&slot| {
+                self.get(slot)
+                    .is_some_and(|s| s.hash == hash && labels_equal(&s.labels, labels))
+            })
+            .copied()
+    }
+
+    fn slot_of(&self, series: SeriesRef) -> Option<u32> {
+        self.by_ref
+            .find(ref_hash(series), |&slot| {
+                self.get(slot).is_some_and(|s| s.series_ref == series)
+            })
+            .copied()
+    }
+
+    fn series(&self, series: SeriesRef) -> Option<&MemSeries> {
+        self.get(self.slot_of(series)?)
+    }
+
+    fn series_mut(&mut self, series: SeriesRef) -> Option<&mut MemSeries> {
+        let slot = self.slot_of(series)?;
+        self.get_mut(slot)
+    }
+
+    fn add(&mut self, s: MemSeries) -> u32 {
+        let (hash, series) = (s.hash, s.series_ref);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            if self.used as usize == self.pages.len() * PAGE_SLOTS {
+                self.pages.push((0..PAGE_SLOTS).map(|_| None).collect());
+            }
+            self.used += 1;
+            self.used - 1
+        });
+        if let Some(place) = self.slot_mut(slot) {
+            *place = Some(s);
+        }
+        let Shard {
+            pages,
+            by_labels,
+            by_ref,
+            ..
+        } = self;
+        let hash_of = |slot: &u32| {
+            let slot = *slot as usize;
+            pages
+                .get(slot / PAGE_SLOTS)
+                .and_then(|page| page.get(slot % PAGE_SLOTS)?.as_ref())
+                .map_or((0, 0), |s| (table_hash(s.hash), ref_hash(s.series_ref)))
+        };
+        by_labels.insert_unique(table_hash(hash), slot, |slot| hash_of(slot).0);
+        by_ref.insert_unique(ref_hash(series), slot, |slot| hash_of(slot).1);
+        slot
+    }
+
+    fn remove(&mut self, series: SeriesRef) -> Option<MemSeries> {
+        let slot = self.slot_of(series)?;
+        let s = self.slot_mut(slot)?.take()?;
+        if let Ok(entry) = self.by_ref.find_entry(ref_hash(series), |&x| x == slot) {
+            entry.remove();
+        }
+        if let Ok(entry) = self
+            .by_labels
+            .find_entry(table_hash(s.hash), |&x| x == slot)
+        {
+            entry.remove();
+        }
+        self.free.push(slot);
+        Some(s)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &MemSeries> {
+        self.pages.iter().flat_map(|page| page.iter().flatten())
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut MemSeries> {
+        self.pages
+            .iter_mut()
+            .flat_map(|page| page.iter_mut().flatten())
+    }
+}
+
+/// Interned label names and values, the keys of the inverted index. The
+/// strings live back to back in one arena.
 #[derive(Default)]
 struct Symbols {
     ids: HashMap<Box<str>, u32>,
@@ -142,23 +336,6 @@ impl Symbols {
             .get(id as usize)
             .and_then(|&(start, len)| self.arena.get(start as usize..(start + len) as usize))
             .unwrap_or("")
-    }
-
-    fn resolve(&self, pairs: &[(u32, u32)]) -> Labels {
-        Labels::from_sorted(
-            pairs
-                .iter()
-                .map(|&(n, v)| (self.get(n).to_string(), self.get(v).to_string()))
-                .collect(),
-        )
-    }
-
-    fn equals(&self, pairs: &[(u32, u32)], labels: &[(&str, &str)]) -> bool {
-        pairs.len() == labels.len()
-            && pairs
-                .iter()
-                .zip(labels)
-                .all(|(&(n, v), (ln, lv))| self.get(n) == *ln && self.get(v) == *lv)
     }
 }
 
@@ -241,6 +418,7 @@ pub struct Head {
     shards: Box<[RwLock<Shard>]>,
     symbols: RwLock<Symbols>,
     postings: RwLock<Postings>,
+    chunk_files: HeadChunkFiles,
     next_ref: AtomicU64,
     max_t: AtomicI64,
     /// Samples older than this are refused: their window is (being) written to a block.
@@ -257,12 +435,14 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Head {
-    /// An empty head whose chunks never span a multiple of `block_range_ms`.
-    pub fn new(block_range_ms: i64) -> Head {
+    /// An empty head whose chunks never span a multiple of `block_range_ms`,
+    /// keeping its sealed chunks in `chunk_files`.
+    pub fn new(block_range_ms: i64, chunk_files: HeadChunkFiles) -> Head {
         Head {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             symbols: RwLock::new(Symbols::default()),
             postings: RwLock::new(Postings::default()),
+            chunk_files,
             next_ref: AtomicU64::new(1),
             max_t: AtomicI64::new(i64::MIN),
             min_append_t: AtomicI64::new(i64::MIN),
@@ -279,6 +459,11 @@ impl Head {
         Some(self.max_t.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
     }
 
+    /// Bytes of sealed chunks in the head's chunk files.
+    pub fn chunk_files_bytes(&self) -> u64 {
+        self.chunk_files.size_bytes()
+    }
+
     /// Creates the series `labels` with ref `series` unless it exists (WAL
     /// replay: the refs are those of the series table).
     pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {
@@ -288,27 +473,26 @@ impl Head {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let hash = labels.stable_hash();
+        if Self::shard_of(series) != (hash as usize) % SHARDS {
+            tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");
+            return;
+        }
         let mut shard = write(&self.shards[(hash as usize) % SHARDS]);
-        if self.find(&shard, hash, &pairs).is_none() {
+        if shard.find(hash, &pairs).is_none() {
             self.next_ref
                 .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
             self.insert(&mut shard, hash, &pairs, series);
         }
     }
 
-    fn find(&self, shard: &Shard, hash: u64, labels: &[(&str, &str)]) -> Option<SeriesRef> {
-        let candidates = shard.by_hash.get(&hash)?;
-        let symbols = read(&self.symbols);
-        candidates.iter().copied().find(|candidate| {
-            shard
-                .series
-                .get(candidate)
-                .is_some_and(|s| symbols.equals(&s.labels, labels))
-        })
-    }
-
-    fn insert(&self, shard: &mut Shard, hash: u64, labels: &[(&str, &str)], series: SeriesRef) {
-        let interned: Box<[(u32, u32)]> = {
+    fn insert(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        labels: &[(&str, &str)],
+        series: SeriesRef,
+    ) -> u32 {
+        let interned: Vec<(u32, u32)> = {
             let mut symbols = write(&self.symbols);
             labels
                 .iter()
@@ -325,71 +509,74 @@ impl Head {
             }
             postings::insert_sorted(&mut index.all, series);
         }
-        shard.series.insert(
-            series,
-            MemSeries {
-                labels: interned,
-                sealed: Vec::new(),
-                open: XorChunk::new(),
-                max_t: i64::MIN,
-                last_bits: 0,
-            },
-        );
-        shard.by_hash.entry(hash).or_default().push(series);
+        shard.add(MemSeries {
+            series_ref: series,
+            hash,
+            labels: encode_labels(labels),
+            sealed: Vec::new(),
+            open: XorChunk::new(),
+            max_t: i64::MIN,
+            last_bits: 0,
+        })
     }
 
     /// Offers `samples` to the series `labels` under one lock, creating the
-    /// series if needed (then the owned labels are returned for the series
-    /// table); `outcome` hears what became of each sample. `min_valid_t` is
-    /// the oldest time the head accepts.
-    pub fn append_series(
+    /// series if needed; `outcome` hears what became of each sample.
+    /// `min_valid_t` is the oldest time the head accepts. A new series is
+    /// first handed to `log_new` (the WAL), under the lock, so that it is
+    /// logged before any sample of it can be; if that fails, the series is
+    /// not created and the error returned. Returns the series' ref, and
+    /// whether it was created.
+    pub fn append_series<E>(
         &self,
         labels: &LabelsRef<'_>,
         samples: &[(i64, f64)],
         min_valid_t: i64,
+        log_new: impl FnOnce(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
         mut outcome: impl FnMut(SeriesRef, i64, f64, Outcome),
-    ) -> (SeriesRef, Option<Labels>) {
+    ) -> Result<(SeriesRef, bool), E> {
         let hash = labels.stable_hash();
         let shard_index = (hash as usize) % SHARDS;
         let mut shard = write(&self.shards[shard_index]);
-        let (series, created) = match self.find(&shard, hash, labels.pairs()) {
-            Some(series) => (series, None),
+        let (slot, created) = match shard.find(hash, labels.pairs()) {
+            Some(slot) => (slot, false),
             None => {
                 // Refs are numbered so that the shard follows from the ref and from the hash alike.
                 let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
                     + shard_index as u64;
-                self.insert(&mut shard, hash, labels.pairs(), series);
-                (series, Some(labels.to_owned()))
+                log_new(series, labels.pairs())?;
+                (self.insert(&mut shard, hash, labels.pairs(), series), true)
             }
         };
         // Read under the shard lock: see `seal_before`.
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-        if let Some(s) = shard.series.get_mut(&series) {
-            let mut newest = i64::MIN;
-            for &(t, v) in samples {
-                let result = self.append_to(s, t, v, min_t);
-                if result == Outcome::Stored {
-                    newest = t;
-                }
-                outcome(series, t, v, result);
+        let Some(s) = shard.get_mut(slot) else {
+            // Unreachable: the slot was found or filled under this lock.
+            return Ok((0, created));
+        };
+        let mut newest = i64::MIN;
+        for &(t, v) in samples {
+            let result = self.append_to(s, t, v, min_t);
+            if result == Outcome::Stored {
+                newest = t;
             }
-            self.max_t.fetch_max(newest, Ordering::Relaxed);
+            outcome(s.series_ref, t, v, result);
         }
-        (series, created)
+        self.max_t.fetch_max(newest, Ordering::Relaxed);
+        Ok((s.series_ref, created))
     }
 
-    /// Offers one sample to `series` (WAL replay).
-    pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Outcome {
+    /// Offers one sample to `series` (WAL replay); `None` when the head has
+    /// no such series.
+    pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Option<Outcome> {
         let mut shard = write(&self.shards[Self::shard_of(series)]);
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-        let Some(s) = shard.series.get_mut(&series) else {
-            return Outcome::TooOld;
-        };
+        let s = shard.series_mut(series)?;
         let result = self.append_to(s, t, v, min_t);
         if result == Outcome::Stored {
             self.max_t.fetch_max(t, Ordering::Relaxed);
         }
-        result
+        Some(result)
     }
 
     fn append_to(&self, s: &mut MemSeries, t: i64, v: f64, min_t: i64) -> Outcome {
@@ -412,63 +599,98 @@ impl Head {
         Outcome::Stored
     }
 
-    /// Re-encodes a series' chunks after `edit` changed its decoded samples.
-    fn rewrite(&self, series: SeriesRef, edit: impl FnOnce(&mut Vec<(i64, f64)>)) {
+    /// Reads the bytes of sealed chunks from the chunk files.
+    fn load(&self, chunks: &[HeadChunk]) -> io::Result<Vec<SealedChunk>> {
+        chunks
+            .iter()
+            .map(|c| {
+                Ok(SealedChunk {
+                    min_t: c.min_t,
+                    max_t: c.max_t,
+                    samples: c.samples,
+                    encoding: Encoding::Xor,
+                    bytes: self.chunk_files.get(c.loc, c.len as usize)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Re-encodes a series' chunks after `edit` changed its decoded samples;
+    /// returns the newest sample left.
+    fn rewrite(
+        &self,
+        series: SeriesRef,
+        edit: impl FnOnce(&mut Vec<(i64, f64)>),
+    ) -> io::Result<Option<(i64, f64)>> {
         let mut shard = write(&self.shards[Self::shard_of(series)]);
-        let Some(s) = shard.series.get_mut(&series) else {
-            return;
+        let Some(s) = shard.series_mut(series) else {
+            return Ok(None);
         };
+        let (sealed, open) = s.chunks_in(i64::MIN, i64::MAX);
         let mut all: Vec<(i64, f64)> = Vec::new();
-        for chunk in s.chunks_in(i64::MIN, i64::MAX) {
+        for chunk in self.load(&sealed)?.iter().chain(open.as_ref()) {
             all.extend(super::chunk::decode(&chunk.bytes).unwrap_or_default());
         }
         edit(&mut all);
         s.sealed.clear();
         s.open = XorChunk::new();
-        for (t, v) in all {
+        for &(t, v) in &all {
             self.push(s, t, v);
         }
+        Ok(all.last().copied())
     }
 
     /// Appends a sample newer than the series' last one to its open chunk,
-    /// sealing that chunk first when it is full or `t` is in the next block window.
+    /// sealing that chunk first when `t` is in the next block window, and
+    /// after when the chunk is full.
     fn push(&self, s: &mut MemSeries, t: i64, v: f64) {
         let crosses_boundary = s.open.last_time().is_some_and(|last| {
             last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
         });
-        if s.open.len() >= MAX_SAMPLES || crosses_boundary {
-            s.seal();
+        if crosses_boundary {
+            s.seal(&self.chunk_files);
         }
         s.open.append(t, v);
+        // A full chunk goes to the chunk files at once rather than with the
+        // next sample: it will not change, and memory holds only open chunks.
+        if s.open.len() >= MAX_SAMPLES {
+            s.seal(&self.chunk_files);
+        }
     }
 
     /// Inserts samples that arrived out of log order during WAL replay.
-    pub fn merge_late(&self, series: SeriesRef, late: Vec<(i64, f64)>) {
-        self.rewrite(series, |all| {
+    pub fn merge_late(&self, series: SeriesRef, late: Vec<(i64, f64)>) -> io::Result<()> {
+        let newest = self.rewrite(series, |all| {
             all.extend(late);
             all.sort_by_key(|(t, _)| *t);
             all.dedup_by_key(|(t, _)| *t);
-        });
+        })?;
         let mut shard = write(&self.shards[Self::shard_of(series)]);
-        if let Some(s) = shard.series.get_mut(&series) {
-            if let Some((t, v)) = s.open.iter().last().and_then(Result::ok) {
-                s.max_t = t;
-                s.last_bits = v.to_bits();
-            }
+        if let (Some(s), Some((t, v))) = (shard.series_mut(series), newest) {
+            s.max_t = t;
+            s.last_bits = v.to_bits();
         }
+        Ok(())
     }
 
     /// Removes the samples of `series` in `[mint, maxt]`. The series keeps
     /// its newest timestamp, so appends stay ordered as before the delete.
-    pub fn delete_range(&self, series: SeriesRef, mint: i64, maxt: i64) {
-        self.rewrite(series, |all| all.retain(|(t, _)| *t < mint || *t > maxt));
+    pub fn delete_range(&self, series: SeriesRef, mint: i64, maxt: i64) -> io::Result<()> {
+        self.rewrite(series, |all| all.retain(|(t, _)| *t < mint || *t > maxt))
+            .map(|_| ())
+    }
+
+    /// Whether the head holds `series`.
+    pub fn contains(&self, series: SeriesRef) -> bool {
+        read(&self.shards[Self::shard_of(series)])
+            .slot_of(series)
+            .is_some()
     }
 
     /// The newest timestamp of `series` (a delete never reaches past it).
     pub fn series_max_time(&self, series: SeriesRef) -> Option<i64> {
         read(&self.shards[Self::shard_of(series)])
-            .series
-            .get(&series)
+            .series(series)
             .map(|s| s.max_t)
             .filter(|t| *t != i64::MIN)
     }
@@ -491,21 +713,26 @@ impl Head {
         refs: &[SeriesRef],
         mint: i64,
         maxt: i64,
-    ) -> Vec<(Labels, Vec<SealedChunk>)> {
+    ) -> io::Result<Vec<(Labels, Vec<SealedChunk>)>> {
         let mut out = Vec::with_capacity(refs.len());
         for &series in refs {
-            let shard = read(&self.shards[Self::shard_of(series)]);
-            let Some(s) = shard.series.get(&series) else {
-                continue;
+            // The lock is let go before the chunk files are read.
+            let (labels, (sealed, open)) = {
+                let shard = read(&self.shards[Self::shard_of(series)]);
+                let Some(s) = shard.series(series) else {
+                    continue;
+                };
+                let chunks = s.chunks_in(mint, maxt);
+                if chunks.0.is_empty() && chunks.1.is_none() {
+                    continue;
+                }
+                (decode_labels(&s.labels), chunks)
             };
-            let chunks = s.chunks_in(mint, maxt);
-            if chunks.is_empty() {
-                continue;
-            }
-            let labels = read(&self.symbols).resolve(&s.labels);
+            let mut chunks = self.load(&sealed)?;
+            chunks.extend(open);
             out.push((labels, chunks));
         }
-        out
+        Ok(out)
     }
 
     /// The labels of each series in `refs` with samples in `[mint, maxt]`,
@@ -514,102 +741,108 @@ impl Head {
         let mut out = Vec::new();
         for &series in refs {
             let shard = read(&self.shards[Self::shard_of(series)]);
-            let Some(s) = shard.series.get(&series) else {
+            let Some(s) = shard.series(series) else {
                 continue;
             };
             if s.min_t()
                 .is_some_and(|min_t| min_t <= maxt && s.max_t >= mint)
             {
-                out.push(read(&self.symbols).resolve(&s.labels));
+                out.push(decode_labels(&s.labels));
             }
         }
         out
+    }
+
+    /// Refuses samples older than `boundary` from now on.
+    pub fn refuse_before(&self, boundary: i64) {
+        self.min_append_t.fetch_max(boundary, Ordering::AcqRel);
     }
 
     /// Refuses samples older than `boundary` from now on and returns, sorted
     /// by labels, every series' chunks that end before it (the open chunk is
     /// sealed when it does): the contents of the block to write.
-    pub fn seal_before(&self, boundary: i64) -> Vec<(Labels, Vec<SealedChunk>)> {
-        self.min_append_t.fetch_max(boundary, Ordering::AcqRel);
-        let mut out = Vec::new();
+    pub fn seal_before(&self, boundary: i64) -> io::Result<Vec<(Labels, Vec<SealedChunk>)>> {
+        self.refuse_before(boundary);
+        let mut found: Vec<(Box<[u8]>, Vec<HeadChunk>)> = Vec::new();
         // Taking each shard's write lock also waits out appends that read the
         // old bound, so nothing older than `boundary` arrives after this pass.
         for shard in self.shards.iter() {
             let mut shard = write(shard);
-            for s in shard.series.values_mut() {
+            for s in shard.all_mut() {
                 if s.open.last_time().is_some_and(|last| last < boundary) {
-                    s.seal();
+                    s.seal(&self.chunk_files);
                 }
-                let chunks: Vec<SealedChunk> = s
+                let chunks: Vec<HeadChunk> = s
                     .sealed
                     .iter()
                     .filter(|c| c.max_t < boundary)
-                    .cloned()
+                    .copied()
                     .collect();
                 if !chunks.is_empty() {
-                    out.push((read(&self.symbols).resolve(&s.labels), chunks));
+                    found.push((s.labels.clone(), chunks));
                 }
             }
         }
+        // The chunk files keep these chunks until `drop_before`: read them unlocked.
+        let mut out = found
+            .into_iter()
+            .map(|(labels, chunks)| Ok((decode_labels(&labels), self.load(&chunks)?)))
+            .collect::<io::Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        Ok(out)
     }
 
     /// Drops the chunks that end before `boundary` (now in a block) and the
-    /// series left without samples; returns the refs of the dropped series.
-    pub fn drop_before(&self, boundary: i64) -> Vec<SeriesRef> {
+    /// series left without samples, and frees the chunk files that held
+    /// only such chunks; returns the refs of the dropped series.
+    pub fn drop_before(&self, boundary: i64) -> io::Result<Vec<SeriesRef>> {
         let mut dropped = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = write(shard);
             let mut emptied = Vec::new();
-            for (&series, s) in shard.series.iter_mut() {
+            for s in shard.all_mut() {
                 s.sealed.retain(|c| c.max_t >= boundary);
                 if s.sealed.is_empty() && s.open.is_empty() {
-                    emptied.push(series);
+                    emptied.push(s.series_ref);
                 }
             }
             for series in emptied {
-                if let Some(s) = shard.series.remove(&series) {
-                    let hash = read(&self.symbols).resolve(&s.labels).stable_hash();
-                    if let Some(list) = shard.by_hash.get_mut(&hash) {
-                        list.retain(|r| *r != series);
-                        if list.is_empty() {
-                            shard.by_hash.remove(&hash);
-                        }
-                    }
-                    let mut index = write(&self.postings);
-                    for (n, v) in s.labels.iter() {
-                        if let Some(values) = index.by_label.get_mut(n) {
-                            if let Some(refs) = values.get_mut(v) {
-                                postings::remove_sorted(refs, series);
-                                if refs.is_empty() {
-                                    values.remove(v);
-                                }
-                            }
-                            if values.is_empty() {
-                                index.by_label.remove(n);
+                let Some(s) = shard.remove(series) else {
+                    continue;
+                };
+                let symbols = read(&self.symbols);
+                let mut index = write(&self.postings);
+                let mut strings = BlobStrings(&s.labels)
+                    .map(|b| std::str::from_utf8(b).ok().and_then(|s| symbols.ids.get(s)));
+                while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
+                    let (Some(n), Some(v)) = (n, v) else {
+                        continue;
+                    };
+                    if let Some(values) = index.by_label.get_mut(n) {
+                        if let Some(refs) = values.get_mut(v) {
+                            postings::remove_sorted(refs, series);
+                            if refs.is_empty() {
+                                values.remove(v);
                             }
                         }
+                        if values.is_empty() {
+                            index.by_label.remove(n);
+                        }
                     }
-                    postings::remove_sorted(&mut index.all, series);
-                    dropped.push(series);
                 }
+                postings::remove_sorted(&mut index.all, series);
+                dropped.push(series);
             }
         }
-        dropped
+        self.chunk_files.release_before(boundary)?;
+        Ok(dropped)
     }
 
     /// The oldest timestamp in the head.
     pub fn min_time(&self) -> Option<i64> {
         self.shards
             .iter()
-            .filter_map(|shard| {
-                read(shard)
-                    .series
-                    .values()
-                    .filter_map(MemSeries::min_t)
-                    .min()
-            })
+            .filter_map(|shard| read(shard).all().filter_map(MemSeries::min_t).min())
             .min()
     }
 
@@ -618,12 +851,12 @@ impl Head {
         let mut stats = HeadStats::default();
         for shard in self.shards.iter() {
             let shard = read(shard);
-            for s in shard.series.values() {
+            for s in shard.all() {
                 stats.series += 1;
                 stats.chunks += s.sealed.len() as u64 + u64::from(!s.open.is_empty());
                 stats.samples += s.sealed.iter().map(|c| u64::from(c.samples)).sum::<u64>()
                     + s.open.len() as u64;
-                stats.chunk_bytes += s.sealed.iter().map(|c| c.bytes.len() as u64).sum::<u64>()
+                stats.chunk_bytes += s.sealed.iter().map(|c| u64::from(c.len)).sum::<u64>()
                     + s.open.bytes().len() as u64;
                 if let Some(min_t) = s.min_t() {
                     stats.min_t = Some(stats.min_t.map_or(min_t, |m| m.min(min_t)));

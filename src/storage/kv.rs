@@ -300,12 +300,6 @@ impl KvTree {
         Ok(())
     }
 
-    /// Stores raw bytes under `key` (binary records: the series table).
-    pub fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.tree.insert(key, value)?;
-        Ok(())
-    }
-
     /// Every raw entry in key order, streamed.
     pub fn iter_raw(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), KvError>> + '_ {
         self.tree.iter().map(|entry| {
@@ -318,6 +312,19 @@ impl KvTree {
     /// Stores an empty value under `key` (index entries).
     pub fn put_empty(&self, key: &[u8]) -> Result<(), KvError> {
         self.tree.insert(key, &[])?;
+        Ok(())
+    }
+
+    /// Stores raw bytes under `key` (tests build schema-3 series tables with it).
+    #[cfg(test)]
+    pub(crate) fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<(), KvError> {
+        self.tree.clear()?;
         Ok(())
     }
 

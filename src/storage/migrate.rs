@@ -14,6 +14,8 @@ mod v0001_initial;
 mod v0002_command_log_by_vehicle;
 #[path = "../../migrations/v0003_time_series.rs"]
 mod v0003_time_series;
+#[path = "../../migrations/v0004_series_in_wal.rs"]
+mod v0004_series_in_wal;
 
 struct Migration {
     version: u32,
@@ -37,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "time_series",
         apply: v0003_time_series::apply,
+    },
+    Migration {
+        version: 4,
+        name: "series_in_wal",
+        apply: v0004_series_in_wal::apply,
     },
 ];
 

@@ -13,8 +13,11 @@
 
 pub mod block;
 pub mod chunk;
+pub mod codec;
+pub mod columnar;
 mod encoding;
 pub mod head;
+mod head_chunks;
 mod index;
 pub mod kv;
 pub mod labels;
@@ -27,7 +30,6 @@ pub mod wal;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,11 +41,12 @@ pub use labels::{LabelError, Labels, LabelsRef};
 pub use matcher::{MatchOp, Matcher};
 
 use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput};
-use chunk::XorChunk;
+use codec::Encoding;
 use head::{Head, SealedChunk};
+use head_chunks::HeadChunkFiles;
 use index::{select_postings, LabelIndex};
 use tombstones::{covered, Interval, Tombstones};
-use wal::{Wal, WalSample};
+use wal::{Wal, WalEntry, WalSample};
 
 /// Settings of the time-series store.
 #[derive(Debug, Clone)]
@@ -151,35 +154,51 @@ pub struct Series {
 impl Series {
     /// The samples within the selected range, oldest first; chunks from
     /// different sources that overlap are merged, later sources winning ties.
-    pub fn samples(&self) -> Result<Vec<(i64, f64)>, chunk::ChunkError> {
+    pub fn samples(&self) -> Result<Vec<(i64, f64)>, codec::DecodeError> {
         let mut out = Vec::new();
-        let mut sorted = true;
         for c in &self.chunks {
-            for sample in chunk::ChunkIter::new(&c.bytes)? {
-                let (t, v) = sample?;
-                if t < self.mint || t > self.maxt || covered(&self.deleted, t) {
-                    continue;
-                }
-                if out.last().is_some_and(|&(last, _): &(i64, f64)| last >= t) {
-                    sorted = false;
-                }
-                out.push((t, v));
-            }
+            codec::decode_into(c.encoding, &c.bytes, &mut out)?;
         }
-        if !sorted {
-            // Stable sort, then keep the last of equal timestamps: the newer source.
-            out.sort_by_key(|(t, _)| *t);
-            let mut merged: Vec<(i64, f64)> = Vec::with_capacity(out.len());
-            for (t, v) in out {
-                match merged.last_mut() {
-                    Some(last) if last.0 == t => *last = (t, v),
-                    _ => merged.push((t, v)),
-                }
-            }
-            out = merged;
-        }
+        out.retain(|&(t, _)| t >= self.mint && t <= self.maxt && !covered(&self.deleted, t));
+        merge_in_time_order(&mut out);
         Ok(out)
     }
+}
+
+/// Sorts samples gathered from several chunks by time, keeping the last of
+/// equal timestamps (the chunks come oldest source first, so the newer one
+/// wins). Does nothing to samples already in strict time order.
+fn merge_in_time_order(samples: &mut Vec<(i64, f64)>) {
+    if samples.windows(2).all(|w| w[0].0 < w[1].0) {
+        return;
+    }
+    // Stable, so equal timestamps keep their source order.
+    samples.sort_by_key(|(t, _)| *t);
+    let mut kept = 0;
+    for i in 0..samples.len() {
+        if kept > 0 && samples[kept - 1].0 == samples[i].0 {
+            samples[kept - 1] = samples[i];
+        } else {
+            samples[kept] = samples[i];
+            kept += 1;
+        }
+    }
+    samples.truncate(kept);
+}
+
+/// Decodes `chunks` of one series and cuts the samples `keep` accepts into
+/// columnar block chunks.
+fn block_chunks_of<'c>(
+    chunks: impl IntoIterator<Item = (Encoding, &'c [u8])>,
+    keep: impl Fn(i64) -> bool,
+) -> Result<Vec<ChunkInput<'static>>, String> {
+    let mut samples = Vec::new();
+    for (encoding, bytes) in chunks {
+        codec::decode_into(encoding, bytes, &mut samples).map_err(|e| e.to_string())?;
+    }
+    samples.retain(|&(t, _)| keep(t));
+    merge_in_time_order(&mut samples);
+    codec::block_chunks(&samples).map_err(|e| e.to_string())
 }
 
 /// How the head was rebuilt at start.
@@ -193,6 +212,8 @@ pub struct ReplayReport {
     pub samples: u64,
     /// Samples that came out of log order and were merged in.
     pub late_samples: u64,
+    /// Samples of series the log never recorded (dropped; a damaged log).
+    pub orphan_samples: u64,
     /// Time taken.
     pub duration: Duration,
 }
@@ -231,6 +252,8 @@ pub enum StorageError {
 
 /// Where the store keeps its block directories, under `--storage.path`.
 pub const BLOCKS_DIR: &str = "blocks";
+/// Where the head keeps its sealed chunks, under `--storage.path`.
+pub const HEAD_CHUNKS_DIR: &str = "chunks_head";
 /// Where unreadable blocks are moved, under `--storage.path`.
 pub const CORRUPTED_DIR: &str = "corrupted";
 
@@ -240,6 +263,8 @@ pub struct Storage {
     wal: Wal,
     kv: Kv,
     options: StorageOptions,
+    /// The storage directory.
+    dir: PathBuf,
     blocks_dir: PathBuf,
     corrupted_dir: PathBuf,
     /// Open blocks, oldest first.
@@ -286,34 +311,62 @@ impl Storage {
         blocks.sort_by_key(|b| b.meta().min_time);
         let persisted_until = blocks.iter().map(|b| b.meta().max_time).max();
 
-        let head = Head::new(options.block_range.as_millis() as i64);
-        let wal = Wal::open(kv, dir)?;
+        let chunks_dir = dir.join(HEAD_CHUNKS_DIR);
+        let chunk_files = HeadChunkFiles::open(&chunks_dir).map_err(io(&chunks_dir))?;
+        let head = Head::new(options.block_range.as_millis() as i64, chunk_files);
+        let wal = Wal::open(dir)?;
         let mut report = ReplayReport::default();
-        for (series, labels) in wal.load_series()? {
-            head.restore_series(&labels, series);
+        let legacy = wal::legacy_series(kv)?;
+        for (series, labels) in &legacy {
+            head.restore_series(labels, *series);
             report.series += 1;
         }
         if let Some(until) = persisted_until {
             // Samples a crash left in the WAL after they reached a block are not replayed twice.
-            head.seal_before(until.saturating_add(1));
+            head.refuse_before(until.saturating_add(1));
         }
         let mut late: HashMap<wal::SeriesRef, Vec<(i64, f64)>> = HashMap::new();
-        let stats = wal.replay(|s| {
-            if head.append(s.series, s.t, s.v, i64::MIN) == Outcome::OutOfOrder {
-                late.entry(s.series).or_default().push((s.t, s.v));
-            }
+        let stats = wal.replay(|entry| match entry {
+            WalEntry::Series(series, labels) => head.restore_series(&labels, series),
+            WalEntry::Sample(s) => match head.append(s.series, s.t, s.v, i64::MIN) {
+                Some(Outcome::OutOfOrder) | None => {
+                    // Late, or logged before its series record (a schema-3 store's
+                    // series table was appended to the log after its samples).
+                    late.entry(s.series).or_default().push((s.t, s.v));
+                }
+                Some(_) => {}
+            },
         })?;
+        report.series += stats.series;
+        if !legacy.is_empty() {
+            // A schema-3 store: its series table moves into the log, durably, before it is cleared.
+            for (series, labels) in &legacy {
+                let pairs: Vec<(&str, &str)> = labels
+                    .pairs()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                wal.log_series(*series, &pairs)?;
+            }
+            wal.commit_blocking()?;
+            wal::clear_legacy_series(kv)?;
+        }
         report.records = stats.records;
         report.samples = stats.samples;
         for (series, samples) in late {
+            if !head.contains(series) {
+                report.orphan_samples += samples.len() as u64;
+                continue;
+            }
             report.late_samples += samples.len() as u64;
-            head.merge_late(series, samples);
+            head.merge_late(series, samples).map_err(io(&chunks_dir))?;
         }
         // The WAL still holds deleted samples: delete them again.
         let tombstones = Tombstones::open(kv)?;
         for (series, intervals) in tombstones.head()? {
             for (mint, maxt) in intervals {
-                head.delete_range(series, mint, maxt);
+                head.delete_range(series, mint, maxt)
+                    .map_err(io(&chunks_dir))?;
             }
         }
         report.duration = start.elapsed();
@@ -322,6 +375,7 @@ impl Storage {
             wal,
             kv: kv.clone(),
             options,
+            dir: dir.to_path_buf(),
             blocks_dir,
             corrupted_dir,
             blocks: RwLock::new(blocks),
@@ -357,10 +411,11 @@ impl Storage {
                     continue;
                 }
             };
-            let (series, created) = self.head.append_series(
+            let (_, created) = self.head.append_series(
                 &labels,
                 &offered.samples,
                 min_valid_t,
+                |series, pairs| self.wal.log_series(series, pairs),
                 |series, t, v, outcome| match outcome {
                     Outcome::Stored => {
                         report.stored += 1;
@@ -375,11 +430,8 @@ impl Storage {
                     }
                     Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(&labels, t)),
                 },
-            );
-            if let Some(created) = created {
-                self.wal.log_series(series, &created)?;
-                report.new_series += 1;
-            }
+            )?;
+            report.new_series += u64::from(created);
         }
         if !logged.is_empty() {
             self.wal.log_samples(&logged)?;
@@ -437,7 +489,11 @@ impl Storage {
             }
         }
         let refs = self.head.postings_for(matchers);
-        for (labels, chunks) in self.head.series_data(&refs, mint, maxt) {
+        for (labels, chunks) in self
+            .head
+            .series_data(&refs, mint, maxt)
+            .map_err(|e| self.head_chunks_error(e))?
+        {
             merged.entry(labels).or_default().0.extend(chunks);
         }
         Ok(merged
@@ -450,6 +506,13 @@ impl Storage {
                 maxt,
             })
             .collect())
+    }
+
+    fn head_chunks_error(&self, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: self.dir.join(HEAD_CHUNKS_DIR),
+            source,
+        }
     }
 
     fn set_block_aside(&self, b: &Arc<Block>, source: BlockError) -> StorageError {
@@ -511,7 +574,9 @@ impl Storage {
                 continue;
             }
             let interval = (mint, maxt.min(newest));
-            self.head.delete_range(series, interval.0, interval.1);
+            self.head
+                .delete_range(series, interval.0, interval.1)
+                .map_err(|e| self.head_chunks_error(e))?;
             self.tombstones.add_head(series, interval)?;
             touched += 1;
         }
@@ -537,29 +602,21 @@ impl Storage {
             let mut kept: Vec<RewrittenSeries> = Vec::new();
             let read = |index: u32| -> Result<RewrittenSeries, BlockRead> {
                 let deleted = self.tombstones.block(&id, index).map_err(BlockRead::Kv)?;
-                let mut chunks = vec![XorChunk::new()];
-                for meta in old.series_chunks(index)? {
-                    let bytes = old.chunk(&meta)?;
-                    let corrupt = |e: chunk::ChunkError| {
-                        BlockRead::Block(BlockError::Corrupt {
-                            path: old.dir().to_path_buf(),
-                            what: e.to_string(),
-                        })
-                    };
-                    for sample in chunk::ChunkIter::new(&bytes).map_err(corrupt)? {
-                        let (t, v) = sample.map_err(corrupt)?;
-                        if covered(&deleted, t) {
-                            continue;
-                        }
-                        if chunks.last().is_some_and(|c| c.len() >= chunk::MAX_SAMPLES) {
-                            chunks.push(XorChunk::new());
-                        }
-                        if let Some(open) = chunks.last_mut() {
-                            open.append(t, v);
-                        }
-                    }
-                }
-                chunks.retain(|c| !c.is_empty());
+                let bytes = old
+                    .series_chunks(index)?
+                    .iter()
+                    .map(|meta| old.chunk(meta))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let encoding = old.meta().chunk_encoding;
+                let chunks = block_chunks_of(bytes.iter().map(|b| (encoding, &**b)), |t| {
+                    !covered(&deleted, t)
+                })
+                .map_err(|what| {
+                    BlockRead::Block(BlockError::Corrupt {
+                        path: old.dir().to_path_buf(),
+                        what,
+                    })
+                })?;
                 Ok((old.series_labels(index)?, chunks))
             };
             for index in old.all_series() {
@@ -570,18 +627,9 @@ impl Storage {
                     Err(BlockRead::Kv(e)) => return Err(e.into()),
                 }
             }
-            let inputs = kept.iter().map(|(labels, chunks)| SeriesInput {
-                labels: labels.clone(),
-                chunks: chunks
-                    .iter()
-                    .map(|c| ChunkInput {
-                        min_t: c.first_time().unwrap_or_default(),
-                        max_t: c.last_time().unwrap_or_default(),
-                        num_samples: c.len() as u16,
-                        bytes: Cow::Borrowed(c.bytes()),
-                    })
-                    .collect(),
-            });
+            let inputs = kept
+                .into_iter()
+                .map(|(labels, chunks)| SeriesInput { labels, chunks });
             let compaction = Compaction {
                 level: old.meta().compaction.level,
                 sources: vec![id.clone()],
@@ -592,6 +640,7 @@ impl Storage {
                 old.meta().min_time,
                 old.meta().max_time,
                 compaction,
+                Encoding::Columnar,
             )
             .map_err(StorageError::BlockWrite)?;
             let replacement = match &written {
@@ -659,7 +708,11 @@ impl Storage {
         let range = self.options.block_range.as_millis() as i64;
         let all = self.head.postings_for(&[]);
         let mut windows: BTreeMap<i64, BTreeMap<Labels, Vec<SealedChunk>>> = BTreeMap::new();
-        for (labels, chunks) in self.head.series_data(&all, i64::MIN, i64::MAX) {
+        for (labels, chunks) in self
+            .head
+            .series_data(&all, i64::MIN, i64::MAX)
+            .map_err(|e| self.head_chunks_error(e))?
+        {
             for c in chunks {
                 windows
                     .entry(c.min_t.div_euclid(range))
@@ -680,8 +733,7 @@ impl Storage {
             count += usize::from(written.is_some());
         }
         let target_kv = Kv::open(target)?;
-        self.kv
-            .copy_trees_to(&target_kv, &[trees::META, trees::SERIES])?;
+        self.kv.copy_trees_to(&target_kv, &[trees::META])?;
         // The head went into blocks with its deletions applied: its marks are done.
         Tombstones::open(&target_kv)?.trim_head(i64::MAX, &[])?;
         target_kv.flush()?;
@@ -703,7 +755,10 @@ impl Storage {
         if head_max < window_end + range / 2 {
             return Ok(None);
         }
-        let sealed = self.head.seal_before(window_end);
+        let sealed = self
+            .head
+            .seal_before(window_end)
+            .map_err(|e| self.head_chunks_error(e))?;
         let written = write_head_block(
             &self.blocks_dir,
             sealed.iter().map(|(labels, chunks)| (labels, chunks)),
@@ -721,12 +776,14 @@ impl Storage {
             blocks.sort_by_key(|b| b.meta().min_time);
         }
         // Only now that the block is durable may the head and the WAL let go.
-        let dropped = self.head.drop_before(window_end);
-        for series in &dropped {
-            self.wal.forget_series(*series)?;
-        }
+        let dropped = self
+            .head
+            .drop_before(window_end)
+            .map_err(|e| self.head_chunks_error(e))?;
         self.tombstones.trim_head(window_end, &dropped)?;
-        let dropped = self.wal.checkpoint(|s| s.t >= window_end)?;
+        let dropped = self
+            .wal
+            .checkpoint(|series| self.head.contains(series), |s| s.t >= window_end)?;
         self.kv.flush()?;
         tracing::info!(
             block = written.as_ref().map(|m| m.id.as_str()),
@@ -834,34 +891,42 @@ impl Storage {
         let mut entries = series.into_iter();
         let inputs = std::iter::from_fn(|| {
             let (labels, parts) = entries.next()?;
-            let mut chunks = Vec::new();
+            let mut read = Vec::new();
             for (i, index) in parts {
-                let read = sources[i].series_chunks(index).and_then(|metas| {
+                let encoding = sources[i].meta().chunk_encoding;
+                let bytes = sources[i].series_chunks(index).and_then(|metas| {
                     metas
-                        .into_iter()
-                        .map(|meta| {
-                            let bytes = sources[i].chunk(&meta)?;
-                            Ok(ChunkInput {
-                                min_t: meta.min_t,
-                                max_t: meta.max_t,
-                                num_samples: meta.num_samples,
-                                bytes: Cow::Owned(bytes.to_vec()),
-                            })
-                        })
+                        .iter()
+                        .map(|meta| sources[i].chunk(meta))
                         .collect::<Result<Vec<_>, BlockError>>()
                 });
-                match read {
-                    Ok(mut c) => chunks.append(&mut c),
+                match bytes {
+                    Ok(bytes) => read.extend(bytes.into_iter().map(|b| (i, encoding, b))),
                     Err(e) => {
                         failure = Some((i, e));
                         return None;
                     }
                 }
             }
-            Some(SeriesInput {
-                labels: labels.pairs().to_vec(),
-                chunks,
-            })
+            let chunks = block_chunks_of(read.iter().map(|(_, e, b)| (*e, &**b)), |_| true);
+            match chunks {
+                Ok(chunks) => Some(SeriesInput {
+                    labels: labels.pairs().to_vec(),
+                    chunks,
+                }),
+                Err(what) => {
+                    // Name the source block: it is the one that does not decode.
+                    let i = read.first().map_or(0, |(i, _, _)| *i);
+                    failure = Some((
+                        i,
+                        BlockError::Corrupt {
+                            path: sources[i].dir().to_path_buf(),
+                            what,
+                        },
+                    ));
+                    None
+                }
+            }
         });
         let level = sources
             .iter()
@@ -879,6 +944,7 @@ impl Storage {
                 level,
                 sources: ids,
             },
+            Encoding::Columnar,
         )
         .map_err(StorageError::BlockWrite)?;
         if let Some((i, source)) = failure {
@@ -1091,19 +1157,24 @@ fn write_head_block<'a>(
     min_time: i64,
     max_time: i64,
 ) -> Result<Option<BlockMeta>, StorageError> {
-    let inputs = series.into_iter().map(|(labels, chunks)| SeriesInput {
-        labels: labels.pairs().to_vec(),
-        chunks: chunks
-            .iter()
-            .map(|c| ChunkInput {
-                min_t: c.min_t,
-                max_t: c.max_t,
-                num_samples: c.samples,
-                bytes: Cow::Borrowed(&c.bytes),
-            })
-            .collect(),
+    let mut failure = None;
+    let mut series = series.into_iter();
+    // Streamed: one series' re-encoded chunks at a time.
+    let inputs = std::iter::from_fn(|| {
+        let (labels, chunks) = series.next()?;
+        let encoded = chunks.iter().map(|c| (c.encoding, &*c.bytes));
+        match block_chunks_of(encoded, |_| true) {
+            Ok(chunks) => Some(SeriesInput {
+                labels: labels.pairs().to_vec(),
+                chunks,
+            }),
+            Err(e) => {
+                failure = Some(format!("head series {labels}: {e}"));
+                None
+            }
+        }
     });
-    block::write_block(
+    let written = block::write_block(
         dir,
         inputs,
         min_time,
@@ -1112,12 +1183,20 @@ fn write_head_block<'a>(
             level: 1,
             sources: Vec::new(),
         },
-    )
-    .map_err(StorageError::BlockWrite)
+        Encoding::Columnar,
+    );
+    if let Some(what) = failure {
+        // The block (without the rest of the series) must not stay.
+        if let Ok(Some(meta)) = &written {
+            let _ = std::fs::remove_dir_all(dir.join(&meta.id));
+        }
+        return Err(StorageError::BlockWrite(BlockError::InvalidInput(what)));
+    }
+    written.map_err(StorageError::BlockWrite)
 }
 
 /// A block series re-encoded without its deleted samples: labels and chunks.
-type RewrittenSeries = (Vec<(String, String)>, Vec<XorChunk>);
+type RewrittenSeries = (Vec<(String, String)>, Vec<ChunkInput<'static>>);
 
 /// Why reading a block failed: the block itself, or its tombstones.
 enum BlockRead {
@@ -1154,6 +1233,7 @@ fn select_from_block(
                 min_t: meta.min_t,
                 max_t: meta.max_t,
                 samples: meta.num_samples,
+                encoding: block.meta().chunk_encoding,
                 bytes: Arc::from(&*bytes),
             });
         }

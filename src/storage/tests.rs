@@ -219,6 +219,64 @@ fn a_reopened_store_answers_the_same() {
 }
 
 #[test]
+fn a_schema_3_series_table_moves_into_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What a schema-3 store holds: the series in the key-value store,
+        // only samples in the WAL.
+        let kv = Kv::open(dir.path()).unwrap();
+        let legacy = kv.tree(kv::trees::SERIES).unwrap();
+        // A ref's shard is its labels' hash modulo 16, in every schema.
+        let series_ref = 16
+            + Labels::new([("__name__", "m"), ("job", "a")])
+                .unwrap()
+                .stable_hash()
+                % 16;
+        let mut record = vec![2];
+        for s in ["__name__", "m", "job", "a"] {
+            record.push(s.len() as u8);
+            record.extend_from_slice(s.as_bytes());
+        }
+        legacy.put_raw(&series_ref.to_be_bytes(), &record).unwrap();
+        kv.flush().unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
+        let samples: Vec<WalSample> = (0..10)
+            .map(|i| WalSample {
+                series: series_ref,
+                t: T0 + i * 15_000,
+                v: i as f64,
+            })
+            .collect();
+        wal.log_samples(&samples).unwrap();
+        wal.commit_blocking().unwrap();
+    }
+    let expected = vec![(
+        r#"m{job="a"}"#.to_string(),
+        (0..10)
+            .map(|i| (T0 + i * 15_000, i as f64))
+            .collect::<Vec<_>>(),
+    )];
+    {
+        let storage = open(dir.path());
+        assert_eq!(everything(&storage), expected);
+        assert!(kv::Kv::open(dir.path()).is_err(), "held by the storage");
+    }
+    let kv = Kv::open(dir.path()).unwrap();
+    assert!(kv.tree(kv::trees::SERIES).unwrap().is_empty());
+    drop(kv);
+    // The series now comes from the WAL's own record.
+    let storage = open(dir.path());
+    assert_eq!(everything(&storage), expected);
+    let report = storage
+        .append_blocking(&[series(
+            &[("__name__", "m"), ("job", "a")],
+            &[(T0 + 200_000, 1.0)],
+        )])
+        .unwrap();
+    assert_eq!((report.stored, report.new_series), (1, 0));
+}
+
+#[test]
 fn concurrent_appenders_of_the_same_series_lose_nothing_they_were_told_was_stored() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(open(dir.path()));

@@ -1,6 +1,6 @@
-//! The durable state the head is rebuilt from: the write-ahead log of
-//! sample batches, in append-only segment files under `<storage>/wal/`,
-//! and the series table (series ref → label set), in sled.
+//! The durable state the head is rebuilt from: the write-ahead log of new
+//! series and sample batches, in append-only segment files under
+//! `<storage>/wal/`.
 //!
 //! A batch is acknowledged only after [`Wal::commit`] returned: it
 //! fdatasyncs the current segment, and concurrent committers share one sync
@@ -11,17 +11,24 @@
 //! the head sorts late samples in. A torn record at the end (a crash during
 //! a write that was never acknowledged) is cut off at start-up.
 //!
-//! A [`Wal::checkpoint`] (after compaction) starts a new segment, copies the
-//! samples of all older segments that are not yet in blocks into
-//! `checkpoint.<n>`, and deletes those segments, so the log stays bounded.
+//! A series record is written while the head holds the lock of the series'
+//! shard, before the series can take samples, so it precedes every batch that
+//! refers to it. A [`Wal::checkpoint`] (after compaction) starts a new
+//! segment, copies the series still in the head and the samples not yet in
+//! blocks of all older segments into `checkpoint.<n>`, and deletes those
+//! segments, so the log stays bounded.
 //!
 //! Segment and checkpoint files are sequences of records: payload length
 //! (u32 LE), CRC32 of the payload (u32 LE), payload. A batch payload is
 //! `0x01`, then per sample: series ref (uvarint), timestamp (zigzag varint,
 //! delta to the previous sample of the record), value (8 bytes, f64 bits LE).
-//! Series table value: label count (uvarint), then name and value as
-//! length-prefixed strings.
+//! A series payload is `0x02`, the series ref (uvarint), the label count
+//! (uvarint), then each name and value as length-prefixed strings.
+//!
+//! Stores of schema 3 kept the series table in the key-value store; the
+//! storage moves it into the WAL at open ([`legacy_series`]).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::encoding::{put_str, put_uvarint, put_varint, Corrupt, Reader};
-use super::kv::{trees, Kv, KvError, KvTree};
+use super::kv::{trees, Kv, KvError};
 use super::labels::Labels;
 
 /// A head series' identifier.
@@ -41,6 +48,7 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const WAL_DIR: &str = "wal";
 
 const BATCH: u8 = 1;
+const SERIES: u8 = 2;
 const HEADER: usize = 8;
 const CHECKPOINT_PREFIX: &str = "checkpoint.";
 /// Samples per record in a checkpoint.
@@ -59,6 +67,15 @@ pub struct WalSample {
     pub v: f64,
 }
 
+/// One record's worth of what the log holds, as replay hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalEntry {
+    /// A new series and its labels.
+    Series(SeriesRef, Labels),
+    /// A sample of a series logged earlier.
+    Sample(WalSample),
+}
+
 /// What a replay read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayStats {
@@ -66,6 +83,8 @@ pub struct ReplayStats {
     pub records: u64,
     /// Samples read.
     pub samples: u64,
+    /// Series records read.
+    pub series: u64,
     /// Bytes cut off after a torn or corrupt record.
     pub truncated_bytes: u64,
 }
@@ -81,7 +100,7 @@ pub enum WalError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The series table failed.
+    /// The legacy series table failed.
     #[error(transparent)]
     Kv(#[from] KvError),
 }
@@ -109,11 +128,9 @@ struct Log {
     synced: Mutex<u64>,
 }
 
-/// The write-ahead log and the series table.
+/// The write-ahead log.
 pub struct Wal {
     log: Arc<Log>,
-    kv: Kv,
-    series: KvTree,
 }
 
 fn segment_name(number: u64) -> String {
@@ -167,6 +184,24 @@ fn batch_record(samples: &[WalSample]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + 1 + samples.len() * 12);
     out.extend_from_slice(&[0; HEADER]);
     encode_batch(samples, &mut out);
+    frame(out)
+}
+
+fn series_record(series: SeriesRef, labels: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + 12 + labels.len() * 24);
+    out.extend_from_slice(&[0; HEADER]);
+    out.push(SERIES);
+    put_uvarint(&mut out, series);
+    put_uvarint(&mut out, labels.len() as u64);
+    for (name, value) in labels {
+        put_str(&mut out, name);
+        put_str(&mut out, value);
+    }
+    frame(out)
+}
+
+/// Fills in the header of a record whose payload follows `HEADER` zero bytes.
+fn frame(mut out: Vec<u8>) -> Vec<u8> {
     let payload_len = (out.len() - HEADER) as u32;
     let crc = crc32fast::hash(&out[HEADER..]);
     out[..4].copy_from_slice(&payload_len.to_le_bytes());
@@ -177,7 +212,7 @@ fn batch_record(samples: &[WalSample]) -> Vec<u8> {
 /// Reads every intact record of `path`; returns the offset where intact data ends.
 fn read_records(
     path: &Path,
-    apply: &mut impl FnMut(WalSample),
+    apply: &mut impl FnMut(WalEntry),
     stats: &mut ReplayStats,
 ) -> Result<(u64, u64), WalError> {
     let mut file = File::open(path).map_err(io(path))?;
@@ -207,19 +242,18 @@ fn read_records(
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Ok(count) = decode_batch(payload, apply) else {
+        if decode_record(payload, apply, stats).is_err() {
             break;
-        };
+        }
         stats.records += 1;
-        stats.samples += count;
         offset = start + len;
     }
     Ok((offset as u64, bytes.len() as u64))
 }
 
 impl Wal {
-    /// Opens the WAL under `storage_dir/wal` and the series table of `kv`.
-    pub fn open(kv: &Kv, storage_dir: &Path) -> Result<Wal, WalError> {
+    /// Opens the WAL under `storage_dir/wal`.
+    pub fn open(storage_dir: &Path) -> Result<Wal, WalError> {
         let dir = storage_dir.join(WAL_DIR);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         // Leftovers of an interrupted checkpoint are not a checkpoint.
@@ -248,53 +282,27 @@ impl Wal {
                 written: AtomicU64::new(0),
                 synced: Mutex::new(0),
             }),
-            kv: kv.clone(),
-            series: kv.tree(trees::SERIES)?,
         })
     }
 
-    /// Records a new series (durable with the next commit).
-    pub fn log_series(&self, series: SeriesRef, labels: &Labels) -> Result<(), WalError> {
-        let mut out = Vec::with_capacity(16 * labels.len());
-        put_uvarint(&mut out, labels.len() as u64);
-        for (name, value) in labels.pairs() {
-            put_str(&mut out, name);
-            put_str(&mut out, value);
-        }
-        Ok(self.series.put_raw(&series.to_be_bytes(), &out)?)
-    }
-
-    /// Forgets a series that has no samples left in the head.
-    pub fn forget_series(&self, series: SeriesRef) -> Result<(), WalError> {
-        self.series.remove(&series.to_be_bytes())?;
-        Ok(())
-    }
-
-    /// Every series in the table.
-    pub fn load_series(&self) -> Result<Vec<(SeriesRef, Labels)>, WalError> {
-        let mut out = Vec::with_capacity(self.series.len());
-        for entry in self.series.iter_raw() {
-            let (key, value) = entry?;
-            let corrupt = || KvError::CorruptRecord {
-                tree: trees::SERIES,
-                key: key.iter().map(|b| format!("{b:02x}")).collect(),
-            };
-            let series = u64::from_be_bytes(key.as_slice().try_into().map_err(|_| corrupt())?);
-            let labels = decode_labels(&value).map_err(|_| corrupt())?;
-            out.push((series, labels));
-        }
-        Ok(out)
+    /// Records a new series (durable with the next commit). The caller
+    /// logs it before any sample of the series can be logged.
+    pub fn log_series(&self, series: SeriesRef, labels: &[(&str, &str)]) -> Result<(), WalError> {
+        self.write_record(&series_record(series, labels))
     }
 
     /// Appends a batch to the current segment (durable with the next commit).
     pub fn log_samples(&self, samples: &[WalSample]) -> Result<(), WalError> {
-        let record = batch_record(samples);
+        self.write_record(&batch_record(samples))
+    }
+
+    fn write_record(&self, record: &[u8]) -> Result<(), WalError> {
         let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.size > 0 && current.size + record.len() as u64 > SEGMENT_BYTES {
             self.rotate(&mut current)?;
         }
         let path = self.log.dir.join(segment_name(current.number));
-        current.file.write_all(&record).map_err(io(&path))?;
+        current.file.write_all(record).map_err(io(&path))?;
         current.size += record.len() as u64;
         self.log.written.fetch_add(1, Ordering::Release);
         Ok(())
@@ -310,13 +318,13 @@ impl Wal {
 
     /// Makes everything logged so far durable, blocking.
     pub fn commit_blocking(&self) -> Result<(), WalError> {
-        sync_log(&self.log, &self.kv)
+        sync_log(&self.log)
     }
 
     /// Makes everything logged so far durable without blocking the runtime.
     pub async fn commit(&self) -> Result<(), WalError> {
-        let (log, kv) = (self.log.clone(), self.kv.clone());
-        tokio::task::spawn_blocking(move || sync_log(&log, &kv))
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || sync_log(&log))
             .await
             .map_err(|e| WalError::Io {
                 path: self.log.dir.clone(),
@@ -324,11 +332,11 @@ impl Wal {
             })?
     }
 
-    /// Feeds every logged sample to `apply`: the checkpoint first, then the
+    /// Feeds every logged entry to `apply`: the checkpoint first, then the
     /// segments in order. A torn or corrupt record ends the log: the file is
     /// cut there and later segments removed (only unacknowledged writes can
     /// be torn, since acknowledged ones were synced).
-    pub fn replay(&self, mut apply: impl FnMut(WalSample)) -> Result<ReplayStats, WalError> {
+    pub fn replay(&self, mut apply: impl FnMut(WalEntry)) -> Result<ReplayStats, WalError> {
         let dir = &self.log.dir;
         let (segments, checkpoint) = segment_numbers(dir)?;
         let current = self
@@ -373,10 +381,15 @@ impl Wal {
     }
 
     /// Starts a new segment, then rewrites the checkpoint and every older
-    /// segment into a new checkpoint holding only the samples `keep` accepts
+    /// segment into a new checkpoint holding only the series `keep_series`
+    /// accepts (those still in the head) and the samples `keep` accepts
     /// (those not yet in blocks), and deletes what it replaces. Returns how
     /// many samples were dropped.
-    pub fn checkpoint(&self, keep: impl Fn(&WalSample) -> bool) -> Result<u64, WalError> {
+    pub fn checkpoint(
+        &self,
+        keep_series: impl Fn(SeriesRef) -> bool,
+        keep: impl Fn(&WalSample) -> bool,
+    ) -> Result<u64, WalError> {
         let upto = {
             let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
             let number = current.number;
@@ -386,6 +399,7 @@ impl Wal {
         let dir = &self.log.dir;
         let (segments, checkpoint) = segment_numbers(dir)?;
         let mut kept = Vec::new();
+        let mut series = BTreeMap::new();
         let mut dropped = 0u64;
         let mut stats = ReplayStats::default();
         let replaced: Vec<PathBuf> = checkpoint
@@ -401,7 +415,15 @@ impl Wal {
         for path in &replaced {
             read_records(
                 path,
-                &mut |s| if keep(&s) { kept.push(s) } else { dropped += 1 },
+                &mut |entry| match entry {
+                    WalEntry::Series(r, labels) => {
+                        if keep_series(r) {
+                            series.insert(r, labels);
+                        }
+                    }
+                    WalEntry::Sample(s) if keep(&s) => kept.push(s),
+                    WalEntry::Sample(_) => dropped += 1,
+                },
                 &mut stats,
             )?;
         }
@@ -409,6 +431,15 @@ impl Wal {
         let tmp = target.with_extension("tmp");
         {
             let mut file = File::create(&tmp).map_err(io(&tmp))?;
+            for (r, labels) in &series {
+                let pairs: Vec<(&str, &str)> = labels
+                    .pairs()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                file.write_all(&series_record(*r, &pairs))
+                    .map_err(io(&tmp))?;
+            }
             for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
                 file.write_all(&batch_record(part)).map_err(io(&tmp))?;
             }
@@ -434,9 +465,8 @@ impl Wal {
     }
 }
 
-/// Syncs the series table when it changed and the current segment, once for
-/// every committer waiting at the same time.
-fn sync_log(log: &Log, kv: &Kv) -> Result<(), WalError> {
+/// Syncs the current segment, once for every committer waiting at the same time.
+fn sync_log(log: &Log) -> Result<(), WalError> {
     let target = log.written.load(Ordering::Acquire);
     let mut synced = log.synced.lock().unwrap_or_else(|e| e.into_inner());
     if *synced >= target {
@@ -450,8 +480,6 @@ fn sync_log(log: &Log, kv: &Kv) -> Result<(), WalError> {
         let path = log.dir.join(segment_name(current.number));
         (current.file.try_clone().map_err(io(&path))?, path)
     };
-    // New series must be durable no later than the samples that refer to them.
-    kv.flush()?;
     file.sync_data().map_err(io(&path))?;
     *synced = covered;
     Ok(())
@@ -468,11 +496,26 @@ fn encode_batch(samples: &[WalSample], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_batch(bytes: &[u8], apply: &mut impl FnMut(WalSample)) -> Result<u64, Corrupt> {
+fn decode_record(
+    bytes: &[u8],
+    apply: &mut impl FnMut(WalEntry),
+    stats: &mut ReplayStats,
+) -> Result<(), Corrupt> {
     let mut reader = Reader::new(bytes);
-    if reader.byte()? != BATCH {
-        return Err(Corrupt);
+    match reader.byte()? {
+        BATCH => stats.samples += decode_batch(reader, apply)?,
+        SERIES => {
+            let series = reader.uvarint()?;
+            let labels = decode_labels(reader)?;
+            stats.series += 1;
+            apply(WalEntry::Series(series, labels));
+        }
+        _ => return Err(Corrupt),
     }
+    Ok(())
+}
+
+fn decode_batch(mut reader: Reader<'_>, apply: &mut impl FnMut(WalEntry)) -> Result<u64, Corrupt> {
     // Decode fully before applying, so a bad record applies nothing.
     let mut samples = Vec::new();
     let mut previous_t = 0i64;
@@ -484,21 +527,46 @@ fn decode_batch(bytes: &[u8], apply: &mut impl FnMut(WalSample)) -> Result<u64, 
         previous_t = t;
     }
     let count = samples.len() as u64;
-    samples.into_iter().for_each(apply);
+    samples.into_iter().for_each(|s| apply(WalEntry::Sample(s)));
     Ok(count)
 }
 
-fn decode_labels(bytes: &[u8]) -> Result<Labels, Corrupt> {
-    let mut reader = Reader::new(bytes);
+fn decode_labels(mut reader: Reader<'_>) -> Result<Labels, Corrupt> {
     let count = reader.uvarint()?;
     let mut pairs = Vec::with_capacity(count.min(1024) as usize);
     for _ in 0..count {
         pairs.push((reader.str()?.to_string(), reader.str()?.to_string()));
     }
-    if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+    if !reader.is_empty() || !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(Corrupt);
     }
     Ok(Labels::from_sorted(pairs))
+}
+
+/// The series table of a store written with schema 3, which kept it in the
+/// key-value store; the storage logs these series in the WAL at open and
+/// then calls [`clear_legacy_series`].
+pub fn legacy_series(kv: &Kv) -> Result<Vec<(SeriesRef, Labels)>, WalError> {
+    let tree = kv.tree(trees::SERIES)?;
+    let mut out = Vec::with_capacity(tree.len());
+    for entry in tree.iter_raw() {
+        let (key, value) = entry?;
+        let corrupt = || KvError::CorruptRecord {
+            tree: trees::SERIES,
+            key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let series = u64::from_be_bytes(key.as_slice().try_into().map_err(|_| corrupt())?);
+        let labels = decode_labels(Reader::new(&value)).map_err(|_| corrupt())?;
+        out.push((series, labels));
+    }
+    Ok(out)
+}
+
+/// Empties the legacy series table once its series are durable in the WAL.
+pub fn clear_legacy_series(kv: &Kv) -> Result<(), WalError> {
+    kv.tree(trees::SERIES)?.clear()?;
+    kv.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -517,17 +585,33 @@ mod tests {
 
     fn replayed(wal: &Wal) -> (Vec<WalSample>, ReplayStats) {
         let mut read = Vec::new();
-        let stats = wal.replay(|s| read.push(s)).unwrap();
+        let stats = wal
+            .replay(|entry| {
+                if let WalEntry::Sample(s) = entry {
+                    read.push(s)
+                }
+            })
+            .unwrap();
         (read, stats)
+    }
+
+    fn replayed_series(wal: &Wal) -> Vec<(SeriesRef, String)> {
+        let mut read = Vec::new();
+        wal.replay(|entry| {
+            if let WalEntry::Series(r, labels) = entry {
+                read.push((r, labels.to_string()))
+            }
+        })
+        .unwrap();
+        read
     }
 
     #[test]
     fn batches_and_series_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let kv = Kv::open(dir.path()).unwrap();
-            let wal = Wal::open(&kv, dir.path()).unwrap();
-            wal.log_series(7, &Labels::new([("__name__", "up"), ("job", "a")]).unwrap())
+            let wal = Wal::open(dir.path()).unwrap();
+            wal.log_series(7, &[("__name__", "up"), ("job", "a")])
                 .unwrap();
             wal.log_samples(&samples(10)).unwrap();
             wal.log_samples(&[WalSample {
@@ -538,13 +622,13 @@ mod tests {
             .unwrap();
             wal.commit_blocking().unwrap();
         }
-        let kv = Kv::open(dir.path()).unwrap();
-        let wal = Wal::open(&kv, dir.path()).unwrap();
-        let series = wal.load_series().unwrap();
-        assert_eq!(series[0].0, 7);
-        assert_eq!(series[0].1.to_string(), r#"up{job="a"}"#);
+        let wal = Wal::open(dir.path()).unwrap();
+        assert_eq!(
+            replayed_series(&wal),
+            vec![(7, r#"up{job="a"}"#.to_string())]
+        );
         let (read, stats) = replayed(&wal);
-        assert_eq!((stats.records, stats.samples), (2, 11));
+        assert_eq!((stats.records, stats.series, stats.samples), (3, 1, 11));
         assert_eq!(&read[..10], &samples(10)[..]);
         assert_eq!(read[10].v.to_bits(), 0x7ff0_0000_0000_0002);
     }
@@ -552,9 +636,8 @@ mod tests {
     #[test]
     fn restarts_without_appends_leave_no_segments_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = Kv::open(dir.path()).unwrap();
         for _ in 0..5 {
-            drop(Wal::open(&kv, dir.path()).unwrap());
+            drop(Wal::open(dir.path()).unwrap());
         }
         let files = fs::read_dir(dir.path().join(WAL_DIR)).unwrap().count();
         assert_eq!(files, 1, "only the open segment");
@@ -564,8 +647,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_everything_before_it_kept() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let kv = Kv::open(dir.path()).unwrap();
-            let wal = Wal::open(&kv, dir.path()).unwrap();
+            let wal = Wal::open(dir.path()).unwrap();
             wal.log_samples(&samples(10)).unwrap();
             wal.log_samples(&samples(5)).unwrap();
             wal.commit_blocking().unwrap();
@@ -579,8 +661,7 @@ mod tests {
             .unwrap()
             .set_len(length - 3)
             .unwrap();
-        let kv = Kv::open(dir.path()).unwrap();
-        let wal = Wal::open(&kv, dir.path()).unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
         let (read, stats) = replayed(&wal);
         assert_eq!(read, samples(10));
         assert!(stats.truncated_bytes > 0);
@@ -596,33 +677,51 @@ mod tests {
     #[test]
     fn checkpoint_keeps_only_what_is_asked_and_later_records() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = Kv::open(dir.path()).unwrap();
-        let wal = Wal::open(&kv, dir.path()).unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
+        wal.log_series(1, &[("__name__", "kept")]).unwrap();
+        wal.log_series(2, &[("__name__", "gone")]).unwrap();
         for _ in 0..3 {
             wal.log_samples(&samples(10)).unwrap();
         }
         let boundary = 1_700_000_000_000 + 5 * 15_000;
-        let dropped = wal.checkpoint(|s| s.t >= boundary).unwrap();
+        let dropped = wal.checkpoint(|r| r == 1, |s| s.t >= boundary).unwrap();
         assert_eq!(dropped, 15);
         wal.log_samples(&samples(2)).unwrap();
         wal.commit_blocking().unwrap();
         drop(wal);
-        let wal = Wal::open(&kv, dir.path()).unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
         let (read, _) = replayed(&wal);
         assert_eq!(read.len(), 17);
         assert!(read[..15].iter().all(|s| s.t >= boundary));
-        assert_eq!(wal.checkpoint(|_| false).unwrap(), 17);
+        assert_eq!(replayed_series(&wal), vec![(1, "kept{}".to_string())]);
+        assert_eq!(wal.checkpoint(|_| false, |_| false).unwrap(), 17);
+        assert!(replayed_series(&wal).is_empty());
         let (read, _) = replayed(&wal);
         assert!(read.is_empty());
     }
 
     #[test]
     fn a_corrupt_record_is_an_error_not_a_panic() {
-        assert!(decode_batch(&[1, 0x80], &mut |_| {}).is_err());
-        assert!(decode_batch(&[9], &mut |_| {}).is_err());
+        let mut stats = ReplayStats::default();
+        assert!(decode_record(&[BATCH, 0x80], &mut |_| {}, &mut stats).is_err());
+        assert!(decode_record(&[9], &mut |_| {}, &mut stats).is_err());
         assert!(
-            decode_labels(&[2, 1, b'b', 1, b'x', 1, b'a', 1, b'y']).is_err(),
+            decode_record(
+                &[SERIES, 5, 2, 1, b'b', 1, b'x', 1, b'a', 1, b'y'],
+                &mut |_| {},
+                &mut stats
+            )
+            .is_err(),
             "unsorted names"
+        );
+        assert!(
+            decode_record(
+                &[SERIES, 5, 1, 1, b'a', 1, b'x', 0],
+                &mut |_| {},
+                &mut stats
+            )
+            .is_err(),
+            "trailing bytes"
         );
     }
 }

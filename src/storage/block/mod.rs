@@ -148,6 +148,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::Encoding;
+
 pub use reader::{Block, ChunkBytes};
 pub use writer::write_block;
 
@@ -200,6 +202,10 @@ pub struct BlockMeta {
     pub stats: BlockStats,
     /// Where the block came from.
     pub compaction: Compaction,
+    /// How the chunk bytes are encoded; the block stores them verbatim.
+    /// Absent in blocks written before columnar chunks: those are Gorilla.
+    #[serde(default)]
+    pub chunk_encoding: Encoding,
 }
 
 /// Counts of what a block holds.

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use super::format::FILE_HEADER_LEN;
 use super::*;
+use crate::storage::codec::Encoding;
 
 /// An owned series, from which `SeriesInput`s borrow their chunk bytes.
 #[derive(Debug, Clone)]
@@ -87,9 +88,16 @@ fn random_series(rng: &mut StdRng, n: usize) -> Vec<OwnedSeries> {
 }
 
 fn write(dir: &Path, series: &[OwnedSeries]) -> BlockMeta {
-    write_block(dir, inputs(series), MIN_T, MAX_T, Compaction::default())
-        .unwrap()
-        .unwrap()
+    write_block(
+        dir,
+        inputs(series),
+        MIN_T,
+        MAX_T,
+        Compaction::default(),
+        Encoding::Xor,
+    )
+    .unwrap()
+    .unwrap()
 }
 
 fn corrupt_path(err: &BlockError) -> Option<&Path> {
@@ -139,6 +147,7 @@ fn round_trip_random_series_matches_model() {
         MIN_T,
         MAX_T,
         compaction.clone(),
+        Encoding::Xor,
     )
     .unwrap()
     .unwrap();
@@ -364,6 +373,7 @@ fn invalid_input_is_rejected_and_leaves_nothing() {
             MIN_T,
             MAX_T,
             Compaction::default(),
+            Encoding::Xor,
         )
         .unwrap_err();
         assert!(
@@ -386,12 +396,20 @@ fn invalid_input_is_rejected_and_leaves_nothing() {
             inputs(&[huge]),
             MIN_T,
             MAX_T,
-            Compaction::default()
+            Compaction::default(),
+            Encoding::Xor,
         ),
         Err(BlockError::InvalidInput(_))
     ));
     assert!(matches!(
-        write_block(tmp.path(), inputs(&[]), MAX_T, MIN_T, Compaction::default()),
+        write_block(
+            tmp.path(),
+            inputs(&[]),
+            MAX_T,
+            MIN_T,
+            Compaction::default(),
+            Encoding::Xor
+        ),
         Err(BlockError::InvalidInput(_))
     ));
     assert!(entries(tmp.path()).is_empty());
@@ -400,7 +418,15 @@ fn invalid_input_is_rejected_and_leaves_nothing() {
 #[test]
 fn empty_input_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let none = write_block(tmp.path(), inputs(&[]), MIN_T, MAX_T, Compaction::default()).unwrap();
+    let none = write_block(
+        tmp.path(),
+        inputs(&[]),
+        MIN_T,
+        MAX_T,
+        Compaction::default(),
+        Encoding::Xor,
+    )
+    .unwrap();
     assert_eq!(none, None);
     let chunkless = vec![OwnedSeries {
         labels: vec![("a".into(), "1".into())],
@@ -412,6 +438,7 @@ fn empty_input_writes_nothing() {
         MIN_T,
         MAX_T,
         Compaction::default(),
+        Encoding::Xor,
     )
     .unwrap();
     assert_eq!(none, None);

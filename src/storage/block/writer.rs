@@ -17,6 +17,7 @@ use super::{
     new_block_id, now_ms, sync_dir, BlockError, BlockMeta, BlockStats, ChunkInput, ChunkMeta,
     ChunkRef, Compaction, SeriesInput, CHUNKS_FILE, INDEX_FILE, META_FILE, TMP_SUFFIX,
 };
+use crate::storage::codec::Encoding;
 
 /// Knobs the public API fixes; tests and the size benchmark vary them.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +55,7 @@ pub fn write_block<'a>(
     min_time: i64,
     max_time: i64,
     compaction: Compaction,
+    chunk_encoding: Encoding,
 ) -> Result<Option<BlockMeta>, BlockError> {
     write_block_with(
         parent,
@@ -61,6 +63,7 @@ pub fn write_block<'a>(
         min_time,
         max_time,
         compaction,
+        chunk_encoding,
         WriteOptions::default(),
     )
 }
@@ -71,6 +74,7 @@ pub(super) fn write_block_with<'a>(
     min_time: i64,
     max_time: i64,
     compaction: Compaction,
+    chunk_encoding: Encoding,
     opts: WriteOptions,
 ) -> Result<Option<BlockMeta>, BlockError> {
     if min_time > max_time {
@@ -169,6 +173,7 @@ pub(super) fn write_block_with<'a>(
         max_time,
         stats,
         compaction,
+        chunk_encoding,
     };
     let meta_path = guard.path.join(META_FILE);
     let json = serde_json::to_vec_pretty(&meta)
