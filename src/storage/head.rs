@@ -119,8 +119,8 @@ impl MemSeries {
 }
 
 /// Encodes sorted label pairs as `len name len value ...`, lengths as LEB128.
-fn encode_labels(pairs: &[(&str, &str)]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+fn encode_labels(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
+    out.clear();
     for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
         let mut len = s.len();
         while len >= 0x80 {
@@ -130,7 +130,12 @@ fn encode_labels(pairs: &[(&str, &str)]) -> Box<[u8]> {
         out.push(len as u8);
         out.extend_from_slice(s.as_bytes());
     }
-    out.into_boxed_slice()
+}
+
+thread_local! {
+    /// The append path's buffer for encoding incoming labels, so that
+    /// looking up a series allocates nothing.
+    static LABEL_BLOB: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Iterates the strings of an [`encode_labels`] blob.
@@ -155,15 +160,6 @@ impl<'a> Iterator for BlobStrings<'a> {
         self.0 = rest;
         Some(s)
     }
-}
-
-/// Whether `blob` encodes exactly `pairs`.
-fn labels_equal(blob: &[u8], pairs: &[(&str, &str)]) -> bool {
-    let mut strings = BlobStrings(blob);
-    pairs
-        .iter()
-        .all(|(n, v)| strings.next() == Some(n.as_bytes()) && strings.next() == Some(v.as_bytes()))
-        && strings.next().is_none()
 }
 
 /// The label set a blob encodes.
@@ -226,11 +222,12 @@ impl Shard {
         self.slot_mut(slot)?.as_mut()
     }
 
-    fn find(&self, hash: u64, labels: &[(&str, &str)]) -> Option<u32> {
+    /// The slot of the series whose labels encode to `blob`.
+    fn find(&self, hash: u64, blob: &[u8]) -> Option<u32> {
         self.by_labels
             .find(table_hash(hash), |&slot| {
                 self.get(slot)
-                    .is_some_and(|s| s.hash == hash && labels_equal(&s.labels, labels))
+                    .is_some_and(|s| s.hash == hash && *s.labels == *blob)
             })
             .copied()
     }
@@ -477,11 +474,13 @@ impl Head {
             tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");
             return;
         }
+        let mut blob = Vec::new();
+        encode_labels(&pairs, &mut blob);
         let mut shard = write(&self.shards[(hash as usize) % SHARDS]);
-        if shard.find(hash, &pairs).is_none() {
+        if shard.find(hash, &blob).is_none() {
             self.next_ref
                 .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
-            self.insert(&mut shard, hash, &pairs, series);
+            self.insert(&mut shard, hash, &pairs, &blob, series);
         }
     }
 
@@ -490,6 +489,7 @@ impl Head {
         shard: &mut Shard,
         hash: u64,
         labels: &[(&str, &str)],
+        blob: &[u8],
         series: SeriesRef,
     ) -> u32 {
         let interned: Vec<(u32, u32)> = {
@@ -512,7 +512,7 @@ impl Head {
         shard.add(MemSeries {
             series_ref: series,
             hash,
-            labels: encode_labels(labels),
+            labels: Box::from(blob),
             sealed: Vec::new(),
             open: XorChunk::new(),
             max_t: i64::MIN,
@@ -537,17 +537,27 @@ impl Head {
     ) -> Result<(SeriesRef, bool), E> {
         let hash = labels.stable_hash();
         let shard_index = (hash as usize) % SHARDS;
+        let mut blob = LABEL_BLOB.take();
+        encode_labels(labels.pairs(), &mut blob);
         let mut shard = write(&self.shards[shard_index]);
-        let (slot, created) = match shard.find(hash, labels.pairs()) {
+        let found = shard.find(hash, &blob);
+        let (slot, created) = match found {
             Some(slot) => (slot, false),
             None => {
                 // Refs are numbered so that the shard follows from the ref and from the hash alike.
                 let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
                     + shard_index as u64;
-                log_new(series, labels.pairs())?;
-                (self.insert(&mut shard, hash, labels.pairs(), series), true)
+                if let Err(e) = log_new(series, labels.pairs()) {
+                    LABEL_BLOB.set(blob);
+                    return Err(e);
+                }
+                (
+                    self.insert(&mut shard, hash, labels.pairs(), &blob, series),
+                    true,
+                )
             }
         };
+        LABEL_BLOB.set(blob);
         // Read under the shard lock: see `seal_before`.
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
         let Some(s) = shard.get_mut(slot) else {

@@ -119,11 +119,24 @@ pub struct LabelsRef<'a>(Vec<(&'a str, &'a str)>);
 impl<'a> LabelsRef<'a> {
     /// Validates `pairs` as [`Labels::new`] does.
     pub fn new(pairs: &'a [(String, String)]) -> Result<LabelsRef<'a>, LabelError> {
-        let mut labels: Vec<(&str, &str)> = pairs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        LabelsRef::new_in(pairs, Vec::new())
+    }
+
+    /// [`LabelsRef::new`] reusing `buffer`'s allocation (see
+    /// [`LabelsRef::into_buffer`]): the append path validates one label set
+    /// per series of a batch.
+    pub fn new_in(
+        pairs: &'a [(String, String)],
+        mut buffer: Vec<(&'a str, &'a str)>,
+    ) -> Result<LabelsRef<'a>, LabelError> {
+        buffer.clear();
+        buffer.extend(
+            pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let mut labels = buffer;
         if labels.is_empty() {
             return Err(LabelError::Empty);
         }
@@ -145,6 +158,11 @@ impl<'a> LabelsRef<'a> {
     /// The pairs, sorted by name.
     pub fn pairs(&self) -> &[(&'a str, &'a str)] {
         &self.0
+    }
+
+    /// The allocation, for the next [`LabelsRef::new_in`].
+    pub fn into_buffer(self) -> Vec<(&'a str, &'a str)> {
+        self.0
     }
 
     /// The same hash as [`Labels::stable_hash`] of the owned set.

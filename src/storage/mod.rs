@@ -399,8 +399,9 @@ impl Storage {
     ) -> Result<Vec<WalSample>, StorageError> {
         let min_valid_t = self.min_valid_time();
         let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples.len()).sum());
+        let mut buffer = Vec::new();
         for offered in batch {
-            let labels = match LabelsRef::new(&offered.labels) {
+            let labels = match LabelsRef::new_in(&offered.labels, std::mem::take(&mut buffer)) {
                 Ok(labels) => labels,
                 Err(e) => {
                     report.reject(
@@ -432,6 +433,7 @@ impl Storage {
                 },
             )?;
             report.new_series += u64::from(created);
+            buffer = labels.into_buffer();
         }
         if !logged.is_empty() {
             self.wal.log_samples(&logged)?;
