@@ -10,6 +10,7 @@ pub mod config;
 pub mod fleet;
 pub mod logging;
 pub mod metrics;
+pub mod remote;
 pub mod server;
 pub mod shutdown;
 pub mod storage;

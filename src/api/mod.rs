@@ -1,18 +1,22 @@
 //! `/api/v1/*`: the Prometheus-style HTTP API, with its envelope
 //! (`{"status": "success", "data": …}` / `{"status": "error", "errorType": …,
 //! "error": …}`). Today it serves token management for admins
-//! (`/api/v1/admin/tokens`); the query API joins it here.
+//! (`/api/v1/admin/tokens`) and the remote-write receiver
+//! (`/api/v1/write`, answering in plain text as Prometheus's does); the
+//! query API joins it here.
 
 pub mod error;
 mod tokens;
+pub mod write;
 
 use std::sync::Arc;
 
 use axum::Router;
 
 use crate::auth::Auth;
+use crate::storage::Storage;
 
 /// The `/api/v1` routes.
-pub fn routes(auth: Arc<Auth>) -> Router {
-    tokens::routes(auth)
+pub fn routes(auth: Arc<Auth>, storage: Arc<Storage>) -> Router {
+    tokens::routes(auth.clone()).merge(write::routes(auth, storage))
 }

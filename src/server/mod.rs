@@ -117,7 +117,7 @@ impl Server {
             .route("/-/healthy", get(|| async { "fleetmon is Healthy.\n" }))
             .route("/-/ready", get(|| async { "fleetmon is Ready.\n" }))
             .merge(crate::fleet::api::routes(fleet.clone(), auth.clone()))
-            .merge(crate::api::routes(auth))
+            .merge(crate::api::routes(auth, storage.clone()))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));
 

@@ -125,16 +125,16 @@ impl<'a> LabelsRef<'a> {
     /// [`LabelsRef::new`] reusing `buffer`'s allocation (see
     /// [`LabelsRef::into_buffer`]): the append path validates one label set
     /// per series of a batch.
-    pub fn new_in(
-        pairs: &'a [(String, String)],
+    pub fn new_in<N: AsRef<str>, V: AsRef<str>>(
+        pairs: &'a [(N, V)],
         mut buffer: Vec<(&'a str, &'a str)>,
     ) -> Result<LabelsRef<'a>, LabelError> {
         buffer.clear();
         buffer.extend(
             pairs
                 .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(n, v)| (n.as_str(), v.as_str())),
+                .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                .filter(|(_, v)| !v.is_empty()),
         );
         let mut labels = buffer;
         if labels.is_empty() {

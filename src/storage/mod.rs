@@ -82,6 +82,33 @@ pub struct SeriesSamples {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// A series and the samples offered for it, owned ([`SeriesSamples`]) or
+/// borrowed from a decoded request (remote write), so that the append path
+/// copies label strings only for the series it creates.
+pub trait OfferedSeries {
+    /// Label name type.
+    type Name: AsRef<str>;
+    /// Label value type.
+    type Value: AsRef<str>;
+    /// The label pairs as received (validated by [`Storage::append`]).
+    fn labels(&self) -> &[(Self::Name, Self::Value)];
+    /// `(timestamp ms, value)` pairs, oldest first.
+    fn samples(&self) -> &[(i64, f64)];
+}
+
+impl OfferedSeries for SeriesSamples {
+    type Name = String;
+    type Value = String;
+
+    fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    fn samples(&self) -> &[(i64, f64)] {
+        &self.samples
+    }
+}
+
 /// Why samples were not stored, as Prometheus's remote-write answer names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rejection {
@@ -392,29 +419,36 @@ impl Storage {
             .map_or(i64::MIN, |max_t| max_t.saturating_sub(half_range))
     }
 
-    fn apply(
+    fn apply<S: OfferedSeries>(
         &self,
-        batch: &[SeriesSamples],
+        batch: &[S],
         report: &mut AppendReport,
     ) -> Result<Vec<WalSample>, StorageError> {
         let min_valid_t = self.min_valid_time();
-        let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples.len()).sum());
+        let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples().len()).sum());
         let mut buffer = Vec::new();
         for offered in batch {
-            let labels = match LabelsRef::new_in(&offered.labels, std::mem::take(&mut buffer)) {
+            let labels = match LabelsRef::new_in(offered.labels(), std::mem::take(&mut buffer)) {
                 Ok(labels) => labels,
                 Err(e) => {
                     report.reject(
                         Rejection::InvalidLabels,
-                        offered.samples.len() as u64,
-                        || format!("{e} in {:?}", offered.labels),
+                        offered.samples().len() as u64,
+                        || {
+                            let pairs: Vec<(&str, &str)> = offered
+                                .labels()
+                                .iter()
+                                .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                                .collect();
+                            format!("{e} in {pairs:?}")
+                        },
                     );
                     continue;
                 }
             };
             let (_, created) = self.head.append_series(
                 &labels,
-                &offered.samples,
+                offered.samples(),
                 min_valid_t,
                 |series, pairs| self.wal.log_series(series, pairs),
                 |series, t, v, outcome| match outcome {
@@ -442,7 +476,10 @@ impl Storage {
     }
 
     /// Appends a batch; returns once every stored sample is durable in the WAL.
-    pub async fn append(&self, batch: &[SeriesSamples]) -> Result<AppendReport, StorageError> {
+    pub async fn append<S: OfferedSeries>(
+        &self,
+        batch: &[S],
+    ) -> Result<AppendReport, StorageError> {
         let mut report = AppendReport::default();
         let logged = self.apply(batch, &mut report)?;
         if !logged.is_empty() || report.new_series > 0 {
@@ -452,7 +489,10 @@ impl Storage {
     }
 
     /// [`Storage::append`] for callers outside an async runtime.
-    pub fn append_blocking(&self, batch: &[SeriesSamples]) -> Result<AppendReport, StorageError> {
+    pub fn append_blocking<S: OfferedSeries>(
+        &self,
+        batch: &[S],
+    ) -> Result<AppendReport, StorageError> {
         let mut report = AppendReport::default();
         let logged = self.apply(batch, &mut report)?;
         if !logged.is_empty() || report.new_series > 0 {

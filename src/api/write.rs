@@ -1,0 +1,186 @@
+//! `POST /api/v1/write`: the Prometheus Remote-Write 1.0 receiver, for the
+//! editor role. Answers as Prometheus's receiver does: 204 once every stored
+//! sample is durable in the WAL; 415 for a content type or encoding other
+//! than Remote-Write 1.0's (both may be absent); 400 with the reason, as
+//! plain text, for a body that does not decode and for samples the store
+//! refused (out of order, duplicate timestamp with another value, out of
+//! bounds, invalid labels) — the other samples of the request are stored,
+//! and a 4xx tells the sender not to retry; 500 when the store fails, which
+//! a sender retries.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{middleware, Router};
+
+use super::error::reject;
+use crate::auth::http::{gate, Gate};
+use crate::auth::{Auth, Role};
+use crate::clock::now_ms;
+use crate::remote::wire::{self, Limits};
+use crate::storage::{OfferedSeries, Storage};
+
+/// Largest request body accepted (compressed), in bytes. Prometheus sends at
+/// most `max_samples_per_send` (2,000 by default) samples per request, well
+/// under 1 MiB; this leaves room for large batches from other senders.
+pub const MAX_WRITE_BODY: usize = 16 * 1024 * 1024;
+/// Largest decompressed request, in bytes: bounds the memory one request takes.
+pub const MAX_WRITE_DECOMPRESSED: usize = 128 * 1024 * 1024;
+/// Samples further in the future than this are refused as out of bounds,
+/// as Prometheus's receiver refuses them.
+const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
+
+pub(super) fn routes(auth: Arc<Auth>, storage: Arc<Storage>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .route_layer(middleware::from_fn_with_state(
+            Gate::new(auth, Role::Editor, reject),
+            gate,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_WRITE_BODY))
+        .with_state(storage)
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into() + "\n").into_response()
+}
+
+/// Refuses what is not a Remote-Write 1.0 request; absent headers are
+/// accepted, as Prometheus accepts them from older senders.
+fn check_headers(headers: &HeaderMap) -> Result<(), String> {
+    if let Some(value) = headers.get(header::CONTENT_TYPE) {
+        let value = value.to_str().unwrap_or_default();
+        let mut parts = value.split(';').map(str::trim);
+        if parts.next() != Some("application/x-protobuf") {
+            return Err(format!(
+                "expected application/x-protobuf as the first (media) part, got {value} content-type"
+            ));
+        }
+        for parameter in parts {
+            match parameter.split_once('=') {
+                Some(("proto", "prometheus.WriteRequest")) => {}
+                Some(("proto", other)) => {
+                    return Err(format!(
+                        "{other} protobuf message is not accepted by this server; accepted [prometheus.WriteRequest]"
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(value) = headers.get(header::CONTENT_ENCODING) {
+        let value = value.to_str().unwrap_or_default();
+        if !value.eq_ignore_ascii_case("snappy") {
+            return Err(format!(
+                "{value} encoding (compression) is not accepted by this server; only snappy is acceptable"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A decoded series as offered to the store: labels borrowed from the
+/// request, samples too unless some had to be dropped.
+struct Offered<'r> {
+    labels: &'r [(&'r str, &'r str)],
+    samples: Cow<'r, [(i64, f64)]>,
+}
+
+impl<'r> OfferedSeries for Offered<'r> {
+    type Name = &'r str;
+    type Value = &'r str;
+
+    fn labels(&self) -> &[(&'r str, &'r str)] {
+        self.labels
+    }
+
+    fn samples(&self) -> &[(i64, f64)] {
+        &self.samples
+    }
+}
+
+async fn write(State(storage): State<Arc<Storage>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(why) = check_headers(&headers) {
+        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    }
+    let limits = Limits {
+        max_compressed_bytes: MAX_WRITE_BODY,
+        max_decompressed_bytes: MAX_WRITE_DECOMPRESSED,
+    };
+    // Decoded in place: label strings stay borrowed from the request, and only
+    // the series the store creates copy theirs.
+    let mut proto = Vec::new();
+    if let Err(e) = wire::decompress_into(&body, &limits, &mut proto) {
+        return text(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let decoded = match wire::decode_protobuf(&proto) {
+        Ok(decoded) => decoded,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let max_t = now_ms().saturating_add(MAX_AHEAD_MS);
+    let mut ahead = 0u64;
+    let mut ahead_example = None;
+    let batch: Vec<Offered<'_>> = decoded
+        .series()
+        .map(|s| {
+            let samples = if s.samples.iter().any(|(t, _)| *t > max_t) {
+                let kept: Vec<(i64, f64)> = s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| *t <= max_t)
+                    .collect();
+                ahead += (s.samples.len() - kept.len()) as u64;
+                ahead_example.get_or_insert_with(|| format!("{:?}", s.labels));
+                Cow::Owned(kept)
+            } else {
+                Cow::Borrowed(s.samples)
+            };
+            Offered {
+                labels: s.labels,
+                samples,
+            }
+        })
+        .collect();
+    let report = match storage.append(&batch).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(error = %e, "remote write: the store failed");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    };
+    let mut problems: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|(why, n)| format!("{n} × {}", why.reason()))
+        .collect();
+    problems.sort();
+    if ahead > 0 {
+        problems.push(format!(
+            "{ahead} × out of bounds (more than 10m in the future)"
+        ));
+    }
+    if decoded.histograms > 0 {
+        problems.push(format!(
+            "{} × native histogram samples are not supported",
+            decoded.histograms
+        ));
+    }
+    if problems.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let examples: Vec<String> = report.examples.into_iter().chain(ahead_example).collect();
+    let message = format!(
+        "{} samples stored; refused: {}; for example: {}",
+        report.stored,
+        problems.join(", "),
+        examples.join("; ")
+    );
+    tracing::warn!(refused = %message, "remote write: samples refused");
+    text(StatusCode::BAD_REQUEST, message)
+}

@@ -1,0 +1,5 @@
+//! Remote write: the wire format of Prometheus Remote-Write 1.0 ([`wire`]),
+//! shared by the receiver (`/api/v1/write`, in `api::write`) and, later,
+//! the sender that forwards appended samples to `remote_write` targets.
+
+pub mod wire;

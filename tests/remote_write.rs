@@ -1,0 +1,269 @@
+//! Remote write into fleetmon (`POST /api/v1/write`). The real Prometheus
+//! (Debian's 2.42) scrapes itself every second and remote-writes to fleetmon
+//! with an editor token; once both are stopped, every raw sample Prometheus
+//! held for its job is found in fleetmon's store, value bits included (NaN
+//! payloads aside: Prometheus's API prints them all as `NaN`). Also
+//! the receiver's answers: 401 and 403 without write permission, 415 for
+//! another encoding, 400 for a body that does not decode and for refused
+//! samples (the good ones of the same request are kept), 204 otherwise.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{create_token, eventually, have_program, Fleetmon};
+use fleetmon::remote::wire::encode_request;
+use fleetmon::storage::{Kv, MatchOp, Matcher, Storage, StorageOptions};
+use serde_json::Value;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+type SampleKey = (Vec<(String, String)>, i64, u64);
+
+/// The bits a sample is compared by: Prometheus's API prints every NaN as
+/// `NaN`, so NaN payloads are not comparable through it (stale markers are
+/// never returned by a query).
+fn comparable_bits(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Every sample of the series matching `job` in a stopped store.
+fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<SampleKey> {
+    let kv = Kv::open(storage_dir).expect("open kv");
+    let (storage, _) = Storage::open(&kv, storage_dir, StorageOptions::default()).expect("open");
+    let job = Matcher::new(MatchOp::Equal, "job", job).expect("matcher");
+    let mut out = BTreeSet::new();
+    for series in storage.select(&[job], i64::MIN, i64::MAX).expect("select") {
+        for (t, v) in series.samples().expect("samples") {
+            out.insert((series.labels.pairs().to_vec(), t, comparable_bits(v)));
+        }
+    }
+    out
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Parses a Prometheus API value (`"NaN"`, `"+Inf"`, decimals).
+fn value(text: &str) -> f64 {
+    match text {
+        "NaN" => f64::NAN,
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().expect("a float"),
+    }
+}
+
+#[tokio::test]
+async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
+    if !have_program(PROMETHEUS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Fleetmon::start(&dir.path().join("fleetmon"), &[]);
+    let token = create_token(&server, "prometheus", "editor").await;
+    let port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\nremote_write:\n  - url: {}\n    authorization:\n      credentials: {token}\n    queue_config:\n      batch_send_deadline: 1s\n",
+            server.url("/api/v1/write")
+        ),
+    )
+    .unwrap();
+    let prometheus = Prometheus(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prometheus").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let api = format!("http://127.0.0.1:{port}/api/v1/query");
+    let http = reqwest::Client::new();
+    // Enough scrapes for a few remote-write batches.
+    eventually(Duration::from_secs(60), "8 scrapes in Prometheus", || {
+        let http = http.clone();
+        let api = api.clone();
+        async move {
+            let body: Value = http
+                .get(&api)
+                .query(&[("query", "count_over_time(up[1m])")])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let count = value(body["data"]["result"][0]["value"][1].as_str()?);
+            (count >= 8.0).then_some(())
+        }
+    })
+    .await;
+    let body: Value = http
+        .get(&api)
+        .query(&[("query", r#"{job="prometheus"}[10m]"#)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut expected = BTreeSet::new();
+    for series in body["data"]["result"].as_array().expect("a matrix") {
+        let labels: BTreeMap<String, String> = series["metric"]
+            .as_object()
+            .expect("labels")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        let labels: Vec<(String, String)> = labels.into_iter().collect();
+        for point in series["values"].as_array().expect("values") {
+            let t = (point[0].as_f64().expect("time") * 1000.0).round() as i64;
+            let v = value(point[1].as_str().expect("value"));
+            expected.insert((labels.clone(), t, comparable_bits(v)));
+        }
+    }
+    assert!(expected.len() > 500, "{} samples", expected.len());
+    // SIGTERM: Prometheus sends what its queues hold before it exits.
+    let mut prometheus = prometheus;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(prometheus.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prometheus.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "prometheus did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    assert!(server.stop().success(), "{log}");
+
+    let stored = stored_samples(&dir.path().join("fleetmon"), "prometheus");
+    let missing: Vec<&SampleKey> = expected.difference(&stored).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} samples missing, e.g. {missing:?}",
+        expected.difference(&stored).count(),
+        expected.len()
+    );
+}
+
+async fn post(
+    server: &Fleetmon,
+    token: Option<&str>,
+    encoding: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(server.url("/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", encoding)
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_receiver_answers_as_prometheus_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Fleetmon::start(dir.path(), &[]);
+    let editor = create_token(&server, "writer", "editor").await;
+    let viewer = create_token(&server, "reader", "viewer").await;
+    let now = fleetmon_now();
+    let good = encode_request(&[(
+        labels(&[("__name__", "pushed"), ("job", "push")]),
+        vec![(now - 2_000, 1.0), (now - 1_000, 2.5)],
+    )])
+    .unwrap();
+
+    assert_eq!(post(&server, None, "snappy", good.clone()).await.0, 401);
+    assert_eq!(
+        post(&server, Some(&viewer), "snappy", good.clone()).await.0,
+        403
+    );
+    let (status, text) = post(&server, Some(&editor), "gzip", good.clone()).await;
+    assert_eq!(status, 415, "{text}");
+    assert!(text.contains("only snappy"), "{text}");
+    let (status, text) = post(&server, Some(&editor), "snappy", b"not snappy".to_vec()).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(post(&server, Some(&editor), "snappy", good).await.0, 204);
+    // The newest sample again, as a sender retrying: an exact duplicate is
+    // accepted silently (an older one would be out of order, as in Prometheus).
+    let again = encode_request(&[(
+        labels(&[("__name__", "pushed"), ("job", "push")]),
+        vec![(now - 1_000, 2.5)],
+    )])
+    .unwrap();
+    assert_eq!(post(&server, Some(&editor), "snappy", again).await.0, 204);
+
+    // One out-of-order sample and one invalid series beside a good sample.
+    let mixed = encode_request(&[
+        (
+            labels(&[("__name__", "pushed"), ("job", "push")]),
+            vec![(now - 5_000, 9.0), (now, 3.0)],
+        ),
+        (labels(&[("job", "no-name")]), vec![(now, 1.0)]),
+    ])
+    .unwrap();
+    let (status, text) = post(&server, Some(&editor), "snappy", mixed).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("1 × out of order sample"), "{text}");
+    assert!(text.contains("1 × invalid labels"), "{text}");
+    assert!(text.contains("1 samples stored"), "{text}");
+
+    assert!(server.stop().success());
+    let stored = stored_samples(dir.path(), "push");
+    let values: Vec<(i64, f64)> = stored
+        .iter()
+        .map(|(_, t, v)| (*t, f64::from_bits(*v)))
+        .collect();
+    assert_eq!(
+        values,
+        vec![(now - 2_000, 1.0), (now - 1_000, 2.5), (now, 3.0)]
+    );
+}
+
+fn fleetmon_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
