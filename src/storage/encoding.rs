@@ -77,12 +77,27 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(word))
     }
 
+    /// The next `len` bytes.
+    pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], Corrupt> {
+        let (head, rest) = self.bytes.split_at_checked(len).ok_or(Corrupt)?;
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    /// Bytes left to read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Everything left, consumed.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
     /// A length-prefixed UTF-8 string.
     pub fn str(&mut self) -> Result<&'a str, Corrupt> {
         let len = usize::try_from(self.uvarint()?).map_err(|_| Corrupt)?;
-        let (head, rest) = self.bytes.split_at_checked(len).ok_or(Corrupt)?;
-        self.bytes = rest;
-        std::str::from_utf8(head).map_err(|_| Corrupt)
+        std::str::from_utf8(self.bytes(len)?).map_err(|_| Corrupt)
     }
 }
 

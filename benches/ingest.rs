@@ -1,0 +1,337 @@
+//! Remote-write ingestion, side by side: the shared workload
+//! (`benches/common/workload.rs`) sent by remote write (5,000 samples per
+//! request, 3 concurrent senders) to fleetmon, then to the real Prometheus
+//! (`--web.enable-remote-write-receiver`) and the real VictoriaMetrics when
+//! they are installed, one after another, each on a fresh directory.
+//!
+//! `cargo bench --bench ingest -- [--series 100000] [--minutes 120] [--only NAME]`
+//!
+//! For each server: samples/s, server CPU seconds per million samples (from
+//! `/proc/<pid>/stat`), peak and settled RSS per active series, and bytes
+//! on disk per sample after a clean stop — with ratios to fleetmon. Requests
+//! are encoded ahead of sending, a slice of the run at a time, so that the
+//! senders' own CPU is mostly the HTTP client's.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use common::workload::{Workload, INTERVAL_MS};
+use fleetmon::remote::wire::encode_request;
+
+const SAMPLES_PER_REQUEST: usize = 5_000;
+const SENDERS: usize = 3;
+/// Scrapes encoded at a time.
+const SLICE_STEPS: i64 = 40;
+const PASSWORD: &str = "bench-admin-password";
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A server under test: how to start it and where it listens.
+struct Target {
+    child: Child,
+    url: String,
+    basic_auth: Option<(&'static str, &'static str)>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(name: &'static str, dir: &Path) -> Option<Target> {
+    let port = free_port();
+    let (program, args, path, auth): (&str, Vec<String>, &str, _) = match name {
+        "fleetmon" => (
+            env!("CARGO_BIN_EXE_fleetmon"),
+            vec![
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                format!("--storage.path={}", dir.display()),
+                "--log.level=warn".into(),
+            ],
+            "/api/v1/write",
+            Some(("admin", PASSWORD)),
+        ),
+        "prometheus" => (
+            "/usr/bin/prometheus",
+            vec![
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                format!("--storage.tsdb.path={}", dir.display()),
+                "--web.enable-remote-write-receiver".into(),
+                format!("--config.file={}", empty_config(dir).display()),
+                "--log.level=warn".into(),
+            ],
+            "/api/v1/write",
+            None,
+        ),
+        "victoria-metrics" => (
+            "/usr/bin/victoria-metrics",
+            vec![
+                format!("-httpListenAddr=127.0.0.1:{port}"),
+                format!("-storageDataPath={}", dir.display()),
+                "-loggerLevel=ERROR".into(),
+            ],
+            "/api/v1/write",
+            None,
+        ),
+        _ => return None,
+    };
+    if !Path::new(program).exists() {
+        println!("{name}: not installed ({program}); skipped");
+        return None;
+    }
+    let child = Command::new(program)
+        .args(&args)
+        .env("FLEETMON_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let target = Target {
+        child,
+        url: format!("http://127.0.0.1:{port}{path}"),
+        basic_auth: auth,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start listening");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(target)
+}
+
+fn empty_config(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, "global: {}\n").expect("config");
+    path
+}
+
+/// utime + stime of `pid`, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+struct Figures {
+    rate: f64,
+    cpu_per_million: f64,
+    peak_rss_per_series: f64,
+    settled_rss_per_series: f64,
+    disk_per_sample: f64,
+}
+
+fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = start(name, dir.path())?;
+    let pid = target.child.id();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SENDERS)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::new();
+    let mut workload = Workload::new(series, 42);
+    let t0 = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+        - steps * INTERVAL_MS)
+        / INTERVAL_MS
+        * INTERVAL_MS;
+    let (mut sent, mut busy, mut cpu) = (0u64, Duration::ZERO, 0.0);
+    let mut step = 0;
+    while step < steps {
+        let n = SLICE_STEPS.min(steps - step);
+        let requests: Vec<(Bytes, u64)> = workload
+            .batches(t0 + step * INTERVAL_MS, n, 1, SAMPLES_PER_REQUEST)
+            .into_iter()
+            .map(|batch| {
+                let samples = batch.iter().map(|s| s.samples.len() as u64).sum();
+                let series: Vec<_> = batch.into_iter().map(|s| (s.labels, s.samples)).collect();
+                (
+                    Bytes::from(encode_request(&series).expect("encode")),
+                    samples,
+                )
+            })
+            .collect();
+        // Each sender owns a fixed share of the series, as remote-write shards
+        // do, and sends its requests in time order.
+        let per_step = workload.len().div_ceil(SAMPLES_PER_REQUEST);
+        let requests = Arc::new(requests);
+        let cpu_before = cpu_seconds(pid);
+        let start = Instant::now();
+        runtime.block_on(async {
+            let senders: Vec<_> = (0..SENDERS)
+                .map(|sender| {
+                    let (http, requests) = (http.clone(), requests.clone());
+                    let url = target.url.clone();
+                    let auth = target.basic_auth;
+                    tokio::spawn(async move {
+                        let mine =
+                            (0..requests.len()).filter(|i| (i % per_step) % SENDERS == sender);
+                        for i in mine {
+                            let Some((body, _)) = requests.get(i) else {
+                                break;
+                            };
+                            let mut request = http
+                                .post(&url)
+                                .header("content-type", "application/x-protobuf")
+                                .header("content-encoding", "snappy")
+                                .header("x-prometheus-remote-write-version", "0.1.0")
+                                .body(body.clone());
+                            if let Some((user, password)) = auth {
+                                request = request.basic_auth(user, Some(password));
+                            }
+                            let response = request.send().await.expect("send");
+                            let status = response.status();
+                            assert!(
+                                status.is_success(),
+                                "{status}: {}",
+                                response.text().await.unwrap_or_default()
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.await.expect("sender");
+            }
+        });
+        busy += start.elapsed();
+        cpu += cpu_seconds(pid) - cpu_before;
+        sent += requests.iter().map(|(_, n)| n).sum::<u64>();
+        step += n;
+    }
+    let peak = status_bytes(pid, "VmHWM:");
+    std::thread::sleep(Duration::from_secs(10));
+    let settled = status_bytes(pid, "VmRSS:");
+    let mut target = target;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = target.child.wait();
+    let disk = dir_bytes(dir.path());
+    Some(Figures {
+        rate: sent as f64 / busy.as_secs_f64(),
+        cpu_per_million: cpu / (sent as f64 / 1e6),
+        peak_rss_per_series: peak as f64 / series as f64,
+        settled_rss_per_series: settled as f64 / series as f64,
+        disk_per_sample: disk as f64 / sent as f64,
+    })
+}
+
+fn main() {
+    let series = arg("--series", 100_000);
+    let minutes = arg("--minutes", 120) as i64;
+    let steps = minutes * 60_000 / INTERVAL_MS;
+    println!("# remote-write ingestion: {series} series × {minutes} min at 15 s ({} samples), {SAMPLES_PER_REQUEST} samples/request, {SENDERS} senders", series as i64 * steps);
+    println!("# command: cargo bench --bench ingest -- --series {series} --minutes {minutes}");
+    println!(
+        "{:<17} {:>12} {:>14} {:>16} {:>18} {:>14}",
+        "server",
+        "samples/s",
+        "CPU s/million",
+        "peak RSS/series",
+        "settled RSS/series",
+        "disk B/sample"
+    );
+    let mut baseline: Option<Figures> = None;
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    for name in ["fleetmon", "prometheus", "victoria-metrics"] {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
+        let Some(f) = run(name, series, steps) else {
+            continue;
+        };
+        let ratio = |fleetmon: f64, this: f64| {
+            if name == "fleetmon" {
+                String::new()
+            } else {
+                format!(" ({:.2}×)", fleetmon / this)
+            }
+        };
+        let b = baseline.as_ref().unwrap_or(&f);
+        println!(
+            "{:<17} {:>12.0}{} {:>9.2}{} {:>11.0}{} {:>13.0}{} {:>9.3}{}",
+            name,
+            f.rate,
+            ratio(b.rate, f.rate),
+            f.cpu_per_million,
+            ratio(b.cpu_per_million, f.cpu_per_million),
+            f.peak_rss_per_series,
+            ratio(b.peak_rss_per_series, f.peak_rss_per_series),
+            f.settled_rss_per_series,
+            ratio(b.settled_rss_per_series, f.settled_rss_per_series),
+            f.disk_per_sample,
+            ratio(b.disk_per_sample, f.disk_per_sample),
+        );
+        if baseline.is_none() {
+            baseline = Some(f);
+        }
+    }
+    println!("# ratios are fleetmon / that server (below 1: fleetmon is lower)");
+}
