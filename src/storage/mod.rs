@@ -60,6 +60,8 @@ pub struct StorageOptions {
     pub retention_size: Option<u64>,
     /// Bytes of decompressed block chunks cached per block.
     pub block_cache_bytes: usize,
+    /// Write sample batches to the WAL zstd-compressed.
+    pub wal_compression: bool,
 }
 
 impl Default for StorageOptions {
@@ -69,6 +71,7 @@ impl Default for StorageOptions {
             retention_time: Duration::from_secs(15 * 24 * 3600),
             retention_size: None,
             block_cache_bytes: 8 * 1024 * 1024,
+            wal_compression: true,
         }
     }
 }
@@ -341,7 +344,7 @@ impl Storage {
         let chunks_dir = dir.join(HEAD_CHUNKS_DIR);
         let chunk_files = HeadChunkFiles::open(&chunks_dir).map_err(io(&chunks_dir))?;
         let head = Head::new(options.block_range.as_millis() as i64, chunk_files);
-        let wal = Wal::open(dir)?;
+        let wal = Wal::open(dir, options.wal_compression)?;
         let mut report = ReplayReport::default();
         let legacy = wal::legacy_series(kv)?;
         for (series, labels) in &legacy {

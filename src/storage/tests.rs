@@ -239,7 +239,7 @@ fn a_schema_3_series_table_moves_into_the_wal() {
         }
         legacy.put_raw(&series_ref.to_be_bytes(), &record).unwrap();
         kv.flush().unwrap();
-        let wal = Wal::open(dir.path()).unwrap();
+        let wal = Wal::open(dir.path(), false).unwrap();
         let samples: Vec<WalSample> = (0..10)
             .map(|i| WalSample {
                 series: series_ref,

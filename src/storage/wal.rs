@@ -139,6 +139,7 @@ struct Log {
 /// The write-ahead log.
 pub struct Wal {
     log: Arc<Log>,
+    compress: bool,
 }
 
 fn segment_name(number: u64) -> String {
@@ -188,7 +189,13 @@ fn create_segment(dir: &Path, number: u64) -> Result<Segment, WalError> {
 
 /// A batch as a framed record: header (length, CRC) then payload, built in
 /// one buffer so the payload is never copied.
-fn batch_record(samples: &[WalSample]) -> Vec<u8> {
+fn batch_record(samples: &[WalSample], compress: bool) -> Vec<u8> {
+    if !compress {
+        let mut out = Vec::with_capacity(HEADER + 1 + samples.len() * 12);
+        out.extend_from_slice(&[0; HEADER]);
+        encode_batch(samples, &mut out);
+        return frame(out);
+    }
     let mut columns = Vec::with_capacity(samples.len() * 12);
     encode_columns(samples, &mut columns);
     let mut out = Vec::with_capacity(HEADER + 12 + columns.len() / 2);
@@ -330,8 +337,9 @@ fn read_records(
 }
 
 impl Wal {
-    /// Opens the WAL under `storage_dir/wal`.
-    pub fn open(storage_dir: &Path) -> Result<Wal, WalError> {
+    /// Opens the WAL under `storage_dir/wal`; `compress` chooses the
+    /// format of new sample records (both are read).
+    pub fn open(storage_dir: &Path, compress: bool) -> Result<Wal, WalError> {
         let dir = storage_dir.join(WAL_DIR);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         // Leftovers of an interrupted checkpoint are not a checkpoint.
@@ -360,6 +368,7 @@ impl Wal {
                 written: AtomicU64::new(0),
                 synced: Mutex::new(0),
             }),
+            compress,
         })
     }
 
@@ -371,7 +380,7 @@ impl Wal {
 
     /// Appends a batch to the current segment (durable with the next commit).
     pub fn log_samples(&self, samples: &[WalSample]) -> Result<(), WalError> {
-        self.write_record(&batch_record(samples))
+        self.write_record(&batch_record(samples, self.compress))
     }
 
     fn write_record(&self, record: &[u8]) -> Result<(), WalError> {
@@ -519,7 +528,8 @@ impl Wal {
                     .map_err(io(&tmp))?;
             }
             for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
-                file.write_all(&batch_record(part)).map_err(io(&tmp))?;
+                file.write_all(&batch_record(part, self.compress))
+                    .map_err(io(&tmp))?;
             }
             file.sync_all().map_err(io(&tmp))?;
         }
@@ -701,10 +711,15 @@ mod tests {
     fn batches_and_series_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let wal = Wal::open(dir.path()).unwrap();
+            let wal = Wal::open(dir.path(), true).unwrap();
             wal.log_series(7, &[("__name__", "up"), ("job", "a")])
                 .unwrap();
             wal.log_samples(&samples(10)).unwrap();
+            wal.commit_blocking().unwrap();
+        }
+        {
+            // A later start with compression off: both formats are read back.
+            let wal = Wal::open(dir.path(), false).unwrap();
             wal.log_samples(&[WalSample {
                 series: 7,
                 t: -5,
@@ -713,7 +728,7 @@ mod tests {
             .unwrap();
             wal.commit_blocking().unwrap();
         }
-        let wal = Wal::open(dir.path()).unwrap();
+        let wal = Wal::open(dir.path(), true).unwrap();
         assert_eq!(
             replayed_series(&wal),
             vec![(7, r#"up{job="a"}"#.to_string())]
@@ -728,7 +743,7 @@ mod tests {
     fn restarts_without_appends_leave_no_segments_behind() {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..5 {
-            drop(Wal::open(dir.path()).unwrap());
+            drop(Wal::open(dir.path(), true).unwrap());
         }
         let files = fs::read_dir(dir.path().join(WAL_DIR)).unwrap().count();
         assert_eq!(files, 1, "only the open segment");
@@ -738,7 +753,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_everything_before_it_kept() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let wal = Wal::open(dir.path()).unwrap();
+            let wal = Wal::open(dir.path(), true).unwrap();
             wal.log_samples(&samples(10)).unwrap();
             wal.log_samples(&samples(5)).unwrap();
             wal.commit_blocking().unwrap();
@@ -752,7 +767,7 @@ mod tests {
             .unwrap()
             .set_len(length - 3)
             .unwrap();
-        let wal = Wal::open(dir.path()).unwrap();
+        let wal = Wal::open(dir.path(), true).unwrap();
         let (read, stats) = replayed(&wal);
         assert_eq!(read, samples(10));
         assert!(stats.truncated_bytes > 0);
@@ -768,7 +783,7 @@ mod tests {
     #[test]
     fn checkpoint_keeps_only_what_is_asked_and_later_records() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::open(dir.path()).unwrap();
+        let wal = Wal::open(dir.path(), true).unwrap();
         wal.log_series(1, &[("__name__", "kept")]).unwrap();
         wal.log_series(2, &[("__name__", "gone")]).unwrap();
         for _ in 0..3 {
@@ -780,7 +795,7 @@ mod tests {
         wal.log_samples(&samples(2)).unwrap();
         wal.commit_blocking().unwrap();
         drop(wal);
-        let wal = Wal::open(dir.path()).unwrap();
+        let wal = Wal::open(dir.path(), true).unwrap();
         let (read, _) = replayed(&wal);
         assert_eq!(read.len(), 17);
         assert!(read[..15].iter().all(|s| s.t >= boundary));
@@ -815,7 +830,7 @@ mod tests {
             "trailing bytes"
         );
         // A compressed batch: every truncation and a claimed length that lies fail.
-        let record = batch_record(&samples(50));
+        let record = batch_record(&samples(50), true);
         let payload = &record[HEADER..];
         for cut in 1..payload.len() {
             assert!(decode_record(&payload[..cut], &mut |_| {}, &mut stats).is_err());
