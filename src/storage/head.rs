@@ -28,7 +28,8 @@ use super::matcher::Matcher;
 use super::postings;
 use super::wal::SeriesRef;
 
-const SHARDS: usize = 16;
+/// Number of shards; a series ref modulo this is its shard.
+pub const SHARDS: usize = 16;
 
 /// A chunk's samples with its time range, handed out by the head (the
 /// bytes are read from the chunk files or copied from the open chunk).

@@ -355,18 +355,7 @@ impl Storage {
             // Samples a crash left in the WAL after they reached a block are not replayed twice.
             head.refuse_before(until.saturating_add(1));
         }
-        let mut late: HashMap<wal::SeriesRef, Vec<(i64, f64)>> = HashMap::new();
-        let stats = wal.replay(|entry| match entry {
-            WalEntry::Series(series, labels) => head.restore_series(&labels, series),
-            WalEntry::Sample(s) => match head.append(s.series, s.t, s.v, i64::MIN) {
-                Some(Outcome::OutOfOrder) | None => {
-                    // Late, or logged before its series record (a schema-3 store's
-                    // series table was appended to the log after its samples).
-                    late.entry(s.series).or_default().push((s.t, s.v));
-                }
-                Some(_) => {}
-            },
-        })?;
+        let (stats, late) = replay_in_parallel(&head, &wal)?;
         report.series += stats.series;
         if !legacy.is_empty() {
             // A schema-3 store: its series table moves into the log, durably, before it is cleared.
@@ -1290,6 +1279,80 @@ fn select_from_block(
         }
     }
     Ok(())
+}
+
+/// Entries handed to a replay worker at a time.
+const REPLAY_BATCH: usize = 8192;
+
+/// Late samples of WAL replay, by series.
+type LateSamples = HashMap<wal::SeriesRef, Vec<(i64, f64)>>;
+
+/// Replays the WAL into `head`: this thread reads and decodes the log, and
+/// one worker per core applies the entries of its share of the head's
+/// shards, so each series still sees its entries in log order. Returns the
+/// samples that came late (or before their series record) for `merge_late`.
+fn replay_in_parallel(
+    head: &Head,
+    wal: &Wal,
+) -> Result<(wal::ReplayStats, LateSamples), StorageError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<WalEntry>>(4);
+            senders.push(tx);
+            handles.push(scope.spawn(move || {
+                let mut late = LateSamples::new();
+                for batch in rx {
+                    for entry in batch {
+                        match entry {
+                            WalEntry::Series(series, labels) => {
+                                head.restore_series(&labels, series)
+                            }
+                            WalEntry::Sample(s) => {
+                                match head.append(s.series, s.t, s.v, i64::MIN) {
+                                    // Late, or logged before its series record (a schema-3
+                                    // store's series table is appended after its samples).
+                                    Some(Outcome::OutOfOrder) | None => {
+                                        late.entry(s.series).or_default().push((s.t, s.v))
+                                    }
+                                    Some(_) => {}
+                                }
+                            }
+                        }
+                    }
+                }
+                late
+            }));
+        }
+        let mut pending: Vec<Vec<WalEntry>> = (0..workers).map(|_| Vec::new()).collect();
+        let route = |series: wal::SeriesRef| (series as usize % head::SHARDS) % workers;
+        let stats = wal.replay(|entry| {
+            let worker = match &entry {
+                WalEntry::Series(series, _) => route(*series),
+                WalEntry::Sample(s) => route(s.series),
+            };
+            pending[worker].push(entry);
+            if pending[worker].len() >= REPLAY_BATCH {
+                // A worker that stopped has panicked; its join below reports it.
+                let _ = senders[worker].send(std::mem::take(&mut pending[worker]));
+            }
+        });
+        for (sender, batch) in senders.iter().zip(pending) {
+            let _ = sender.send(batch);
+        }
+        drop(senders);
+        let mut late = LateSamples::new();
+        for handle in handles {
+            let part = handle.join().map_err(|_| StorageError::Io {
+                path: PathBuf::from(wal::WAL_DIR),
+                source: std::io::Error::other("a WAL replay worker panicked"),
+            })?;
+            late.extend(part);
+        }
+        Ok((stats?, late))
+    })
 }
 
 /// `metric{labels} @ t`, for error examples.
