@@ -797,6 +797,7 @@ mod read {
 /// that a sender does not have to copy every label into owned messages first.
 mod write {
     use super::{field, Series};
+    use crate::storage::encoding::put_uvarint as put_varint;
 
     /// Key byte of a field; every field number written here is below 16, so
     /// the key fits in one byte.
@@ -815,14 +816,6 @@ mod write {
     fn varint_len(value: u64) -> usize {
         // 7 bits per byte; 0 still takes one byte.
         (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-    }
-
-    fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
-        while value >= 0x80 {
-            buf.push((value as u8) | 0x80);
-            value >>= 7;
-        }
-        buf.push(value as u8);
     }
 
     /// Encoded size of a length-delimited field holding `len` bytes, with

@@ -88,6 +88,8 @@
 use std::error::Error;
 use std::fmt;
 
+use super::encoding::{put_uvarint, put_varint};
+
 /// Format byte that starts every chunk produced by [`encode`].
 pub const ENCODING_COLUMNAR: u8 = 0x02;
 
@@ -705,13 +707,13 @@ fn write_column(xs: &[i64], shape: &ColumnShape, out: &mut Vec<u8>, planes: &mut
         out.push((radix - 1) as u8);
     }
     put_uvarint(out, g);
-    put_svarint(out, base);
+    put_varint(out, base);
     let Some(&first) = xs.first() else {
         return;
     };
-    put_svarint(out, first);
+    put_varint(out, first);
     if let (true, Some(&second)) = (shape.order2, xs.get(1)) {
-        put_svarint(out, second.wrapping_sub(first));
+        put_varint(out, second.wrapping_sub(first));
     }
     if width == 0 {
         return;
@@ -799,18 +801,6 @@ fn zigzag(x: i64) -> u64 {
 
 fn unzigzag(x: u64) -> i64 {
     ((x >> 1) as i64) ^ -((x & 1) as i64)
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        out.push(x as u8 | 0x80);
-        x >>= 7;
-    }
-    out.push(x as u8);
-}
-
-fn put_svarint(out: &mut Vec<u8>, x: i64) {
-    put_uvarint(out, zigzag(x));
 }
 
 fn uvarint_len(x: u64) -> usize {

@@ -1,5 +1,6 @@
-//! Byte encodings shared by the WAL and the series table: unsigned and
-//! zigzag varints, length-prefixed strings, and a bounds-checked reader that
+//! Byte encodings shared by the WAL, the head's label blobs, block chunks
+//! and the remote-write wire format: unsigned and zigzag varints (LEB128, as
+//! protobuf's), length-prefixed strings, and a bounds-checked reader that
 //! turns corrupt input into an error instead of a panic.
 
 /// Appends `v` as an unsigned LEB128 varint.

@@ -21,6 +21,7 @@ use hashbrown::HashTable;
 
 use super::chunk::{XorChunk, MAX_SAMPLES};
 use super::codec::Encoding;
+use super::encoding::{put_str, Reader};
 use super::head_chunks::{ChunkLoc, HeadChunkFiles};
 use super::index::{select_postings, LabelIndex};
 use super::labels::{Labels, LabelsRef};
@@ -123,13 +124,7 @@ impl MemSeries {
 fn encode_labels(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
     out.clear();
     for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
-        let mut len = s.len();
-        while len >= 0x80 {
-            out.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
-        out.extend_from_slice(s.as_bytes());
+        put_str(out, s);
     }
 }
 
@@ -140,32 +135,21 @@ thread_local! {
 }
 
 /// Iterates the strings of an [`encode_labels`] blob.
-struct BlobStrings<'a>(&'a [u8]);
+struct BlobStrings<'a>(Reader<'a>);
 
 impl<'a> Iterator for BlobStrings<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let mut len = 0usize;
-        let mut shift = 0;
-        loop {
-            let (&byte, rest) = self.0.split_first()?;
-            self.0 = rest;
-            len |= usize::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
-        let (s, rest) = self.0.split_at_checked(len)?;
-        self.0 = rest;
-        Some(s)
+        let len = usize::try_from(self.0.uvarint().ok()?).ok()?;
+        self.0.bytes(len).ok()
     }
 }
 
 /// The label set a blob encodes.
 fn decode_labels(blob: &[u8]) -> Labels {
-    let mut strings = BlobStrings(blob).map(|s| String::from_utf8_lossy(s).into_owned());
+    let mut strings =
+        BlobStrings(Reader::new(blob)).map(|s| String::from_utf8_lossy(s).into_owned());
     let mut pairs = Vec::new();
     while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
         pairs.push((n, v));
@@ -823,7 +807,7 @@ impl Head {
                 };
                 let symbols = read(&self.symbols);
                 let mut index = write(&self.postings);
-                let mut strings = BlobStrings(&s.labels)
+                let mut strings = BlobStrings(Reader::new(&s.labels))
                     .map(|b| std::str::from_utf8(b).ok().and_then(|s| symbols.ids.get(s)));
                 while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
                     let (Some(n), Some(v)) = (n, v) else {

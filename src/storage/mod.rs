@@ -15,7 +15,7 @@ pub mod block;
 pub mod chunk;
 pub mod codec;
 pub mod columnar;
-mod encoding;
+pub(crate) mod encoding;
 pub mod head;
 mod head_chunks;
 mod index;
