@@ -449,11 +449,7 @@ impl Head {
     /// Creates the series `labels` with ref `series` unless it exists (WAL
     /// replay: the refs are those of the series table).
     pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {
-        let pairs: Vec<(&str, &str)> = labels
-            .pairs()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let pairs = labels.str_pairs();
         let hash = labels.stable_hash();
         if Self::shard_of(series) != (hash as usize) % SHARDS {
             tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");

@@ -94,6 +94,14 @@ impl Labels {
         &self.0
     }
 
+    /// The pairs as borrowed strings, the shape the WAL and the head take.
+    pub fn str_pairs(&self) -> Vec<(&str, &str)> {
+        self.0
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// Number of labels.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -360,12 +360,7 @@ impl Storage {
         if !legacy.is_empty() {
             // A schema-3 store: its series table moves into the log, durably, before it is cleared.
             for (series, labels) in &legacy {
-                let pairs: Vec<(&str, &str)> = labels
-                    .pairs()
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                wal.log_series(*series, &pairs)?;
+                wal.log_series(*series, &labels.str_pairs())?;
             }
             wal.commit_blocking()?;
             wal::clear_legacy_series(kv)?;

@@ -519,12 +519,7 @@ impl Wal {
         {
             let mut file = File::create(&tmp).map_err(io(&tmp))?;
             for (r, labels) in &series {
-                let pairs: Vec<(&str, &str)> = labels
-                    .pairs()
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                file.write_all(&series_record(*r, &pairs))
+                file.write_all(&series_record(*r, &labels.str_pairs()))
                     .map_err(io(&tmp))?;
             }
             for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
