@@ -39,7 +39,6 @@ pub struct ChunkLoc {
 
 struct Segment {
     file: Arc<File>,
-    path: PathBuf,
     /// Bytes written to the file (the pending buffer not included).
     written: u32,
     /// Newest sample time of any chunk in the file (pending ones included).
@@ -84,6 +83,10 @@ impl HeadChunkFiles {
     /// The directory of the files.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn path_of(&self, id: u32) -> PathBuf {
+        self.dir.join(format!("{id:06}"))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -156,7 +159,7 @@ impl HeadChunkFiles {
     fn start_file(&self, inner: &mut Inner) -> io::Result<u32> {
         Self::flush(inner)?;
         let id = inner.next_file;
-        let path = self.dir.join(format!("{id:06}"));
+        let path = self.path_of(id);
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
@@ -167,7 +170,6 @@ impl HeadChunkFiles {
             id,
             Segment {
                 file: Arc::new(file),
-                path,
                 written: 0,
                 max_t: i64::MIN,
             },
@@ -198,11 +200,13 @@ impl HeadChunkFiles {
                 .ok_or_else(|| io::Error::other("head chunk past the end of its file"));
         }
         let file = segment.file.clone();
-        let path = segment.path.clone();
         drop(inner);
         let mut bytes = vec![0; len];
         file.read_exact_at(&mut bytes, u64::from(loc.offset))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            .map_err(|e| {
+                let path = self.path_of(loc.file);
+                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+            })?;
         Ok(Arc::from(bytes))
     }
 
@@ -219,8 +223,8 @@ impl HeadChunkFiles {
             .map(|(id, _)| *id)
             .collect();
         for id in old {
-            if let Some(segment) = inner.segments.remove(&id) {
-                std::fs::remove_file(&segment.path)?;
+            if inner.segments.remove(&id).is_some() {
+                std::fs::remove_file(self.path_of(id))?;
             }
         }
         Ok(())

@@ -190,27 +190,21 @@ fn create_segment(dir: &Path, number: u64) -> Result<Segment, WalError> {
 /// A batch as a framed record: header (length, CRC) then payload, built in
 /// one buffer so the payload is never copied.
 fn batch_record(samples: &[WalSample], compress: bool) -> Vec<u8> {
-    if !compress {
-        let mut out = Vec::with_capacity(HEADER + 1 + samples.len() * 12);
-        out.extend_from_slice(&[0; HEADER]);
-        encode_batch(samples, &mut out);
-        return frame(out);
-    }
-    let mut columns = Vec::with_capacity(samples.len() * 12);
-    encode_columns(samples, &mut columns);
-    let mut out = Vec::with_capacity(HEADER + 12 + columns.len() / 2);
+    let mut out = Vec::with_capacity(HEADER + 1 + samples.len() * 12);
     out.extend_from_slice(&[0; HEADER]);
-    out.push(BATCH_COLUMNS);
-    put_uvarint(&mut out, columns.len() as u64);
-    match zstd::bulk::compress(&columns, ZSTD_LEVEL) {
-        Ok(compressed) => out.extend_from_slice(&compressed),
-        Err(_) => {
-            // zstd cannot fail on an in-memory buffer in practice; the plain
-            // record is always a valid fallback.
-            out.truncate(HEADER);
-            encode_batch(samples, &mut out);
+    if compress {
+        let mut columns = Vec::with_capacity(samples.len() * 12);
+        encode_columns(samples, &mut columns);
+        // zstd cannot fail on an in-memory buffer in practice; the plain
+        // record below is always a valid fallback.
+        if let Ok(compressed) = zstd::bulk::compress(&columns, ZSTD_LEVEL) {
+            out.push(BATCH_COLUMNS);
+            put_uvarint(&mut out, columns.len() as u64);
+            out.extend_from_slice(&compressed);
+            return frame(out);
         }
     }
+    encode_batch(samples, &mut out);
     frame(out)
 }
 
