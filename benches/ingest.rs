@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::workload::{Workload, INTERVAL_MS};
+use common::{arg, dir_bytes, status_bytes};
 use fleetmon::remote::wire::encode_request;
 
 const SAMPLES_PER_REQUEST: usize = 5_000;
@@ -28,15 +29,6 @@ const SENDERS: usize = 3;
 /// Scrapes encoded at a time.
 const SLICE_STEPS: i64 = 40;
 const PASSWORD: &str = "bench-admin-password";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -144,34 +136,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
-fn status_bytes(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 struct Figures {
     rate: f64,
     cpu_per_million: f64,
@@ -262,9 +226,9 @@ fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
         sent += requests.iter().map(|(_, n)| n).sum::<u64>();
         step += n;
     }
-    let peak = status_bytes(pid, "VmHWM:");
+    let peak = status_bytes(&pid.to_string(), "VmHWM:");
     std::thread::sleep(Duration::from_secs(10));
-    let settled = status_bytes(pid, "VmRSS:");
+    let settled = status_bytes(&pid.to_string(), "VmRSS:");
     let mut target = target;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::workload::{Workload, INTERVAL_MS};
+use common::{arg, dir_bytes, status_bytes};
 use fleetmon::storage::{Kv, MatchOp, Matcher, SeriesSamples, Storage, StorageOptions};
 
 const HOUR_STEPS: i64 = 3_600_000 / INTERVAL_MS;
@@ -58,45 +59,12 @@ fn heap_bytes() -> u64 {
     HEAP_BYTES.load(std::sync::atomic::Ordering::Relaxed) as u64
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Resident memory, after handing freed heap pages back to the system so
 /// that what the benchmark's own data generation freed is not counted.
 fn rss_bytes() -> u64 {
     // SAFETY: malloc_trim only releases free memory held by the allocator.
     unsafe { libc::malloc_trim(0) };
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(path),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
+    status_bytes("self", "VmRSS:")
 }
 
 fn open(dir: &Path) -> (Storage, fleetmon::storage::ReplayReport) {
