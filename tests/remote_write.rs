@@ -10,19 +10,29 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{create_token, eventually, have_program, Fleetmon};
+use common::{
+    create_token, eventually, free_port, have_program, prom_value, Fleetmon, Program, PROMETHEUS,
+};
 use fleetmon::remote::wire::encode_request;
-use fleetmon::storage::{Kv, MatchOp, Matcher, Storage, StorageOptions};
+use fleetmon::storage::{MatchOp, Matcher};
 use serde_json::Value;
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
 type SampleKey = (Vec<(String, String)>, i64, u64);
+
+/// Every sample of the series of `job` in a stopped store.
+fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<SampleKey> {
+    let job = Matcher::new(MatchOp::Equal, "job", job).expect("matcher");
+    let mut out = BTreeSet::new();
+    for (labels, samples) in common::read_store(storage_dir, &[job]) {
+        for (t, v) in samples {
+            out.insert((labels.clone(), t, comparable_bits(v)));
+        }
+    }
+    out
+}
 
 /// The bits a sample is compared by: Prometheus's API prints every NaN as
 /// `NaN`, so NaN payloads are not comparable through it (stale markers are
@@ -32,46 +42,6 @@ fn comparable_bits(v: f64) -> u64 {
         f64::NAN.to_bits()
     } else {
         v.to_bits()
-    }
-}
-
-/// Every sample of the series matching `job` in a stopped store.
-fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<SampleKey> {
-    let kv = Kv::open(storage_dir).expect("open kv");
-    let (storage, _) = Storage::open(&kv, storage_dir, StorageOptions::default()).expect("open");
-    let job = Matcher::new(MatchOp::Equal, "job", job).expect("matcher");
-    let mut out = BTreeSet::new();
-    for series in storage.select(&[job], i64::MIN, i64::MAX).expect("select") {
-        for (t, v) in series.samples().expect("samples") {
-            out.insert((series.labels.pairs().to_vec(), t, comparable_bits(v)));
-        }
-    }
-    out
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Parses a Prometheus API value (`"NaN"`, `"+Inf"`, decimals).
-fn value(text: &str) -> f64 {
-    match text {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().expect("a float"),
     }
 }
 
@@ -93,19 +63,7 @@ async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
         ),
     )
     .unwrap();
-    let prometheus = Prometheus(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prometheus").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let mut prometheus = Program::prometheus(&config, &dir.path().join("prometheus"), port, &[]);
     let api = format!("http://127.0.0.1:{port}/api/v1/query");
     let http = reqwest::Client::new();
     // Enough scrapes for a few remote-write batches.
@@ -122,7 +80,7 @@ async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
                 .json()
                 .await
                 .ok()?;
-            let count = value(body["data"]["result"][0]["value"][1].as_str()?);
+            let count = prom_value(body["data"]["result"][0]["value"][1].as_str()?);
             (count >= 8.0).then_some(())
         }
     })
@@ -147,20 +105,13 @@ async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
         let labels: Vec<(String, String)> = labels.into_iter().collect();
         for point in series["values"].as_array().expect("values") {
             let t = (point[0].as_f64().expect("time") * 1000.0).round() as i64;
-            let v = value(point[1].as_str().expect("value"));
+            let v = prom_value(point[1].as_str().expect("value"));
             expected.insert((labels.clone(), t, comparable_bits(v)));
         }
     }
     assert!(expected.len() > 500, "{} samples", expected.len());
     // SIGTERM: Prometheus sends what its queues hold before it exits.
-    let mut prometheus = prometheus;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(prometheus.0.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while prometheus.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "prometheus did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    prometheus.terminate();
     let log = server.log();
     assert!(server.stop().success(), "{log}");
 

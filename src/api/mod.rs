@@ -6,6 +6,9 @@
 //! query API joins it here.
 
 pub mod error;
+mod import;
+mod targets;
+pub mod time;
 mod tokens;
 pub mod write;
 
@@ -14,9 +17,13 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::auth::Auth;
+use crate::scrape::ScrapeManager;
 use crate::storage::Storage;
 
 /// The `/api/v1` routes.
-pub fn routes(auth: Arc<Auth>, storage: Arc<Storage>) -> Router {
-    tokens::routes(auth.clone()).merge(write::routes(auth, storage))
+pub fn routes(auth: Arc<Auth>, storage: Arc<Storage>, scrape: Arc<ScrapeManager>) -> Router {
+    tokens::routes(auth.clone())
+        .merge(write::routes(auth.clone(), storage.clone()))
+        .merge(import::routes(auth.clone(), storage))
+        .merge(targets::routes(auth, scrape))
 }

@@ -77,9 +77,14 @@ impl fmt::Display for PromDuration {
 }
 
 impl<'de> serde::Deserialize<'de> for PromDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PromDuration, D::Error> {
+        super::deserialize_parsed(deserializer)
+    }
+}
+
+impl serde::Serialize for PromDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

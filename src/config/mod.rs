@@ -6,16 +6,21 @@
 //! types and validation, not what the scraper or rule engine do with them.
 
 pub mod duration;
+pub mod http_client;
+pub mod relabel;
 pub mod size;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
 pub use duration::PromDuration;
+use http_client::section_with_http_client;
+pub use http_client::HttpClientConfig;
+use relabel::RelabelConfig;
 pub use size::ByteSize;
 
 /// The configuration embedded in the binary, used when no file is given and
@@ -25,7 +30,6 @@ pub const EMBEDDED: &str = include_str!("../../monitoring/fleetmon.yml");
 /// Top-level keys of Prometheus's configuration that fleetmon does not
 /// implement yet; named in the error so the user knows it is not a typo.
 const PROMETHEUS_KEYS_NOT_SUPPORTED: &[&str] = &[
-    "alerting",
     "remote_write",
     "remote_read",
     "storage",
@@ -37,22 +41,32 @@ const PROMETHEUS_KEYS_NOT_SUPPORTED: &[&str] = &[
     "consul_sd_configs",
     "dns_sd_configs",
     "ec2_sd_configs",
-    "file_sd_configs",
     "http_sd_configs",
-    "relabel_configs",
-    "metric_relabel_configs",
-    "basic_auth",
-    "authorization",
-    "tls_config",
     "oauth2",
     "proxy_url",
-    "sample_limit",
-    "label_limit",
-    "body_size_limit",
     "target_limit",
     "query_log_file",
     "scrape_protocols",
     "enable_compression",
+    "enable_http2",
+    "http_headers",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "server_name",
+    "sigv4",
+    "azuread",
+    "alert_relabel_configs",
+    "keep_dropped_targets",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "scrape_classic_histograms",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+    "track_timestamps_staleness",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "fallback_scrape_protocol",
 ];
 
 /// A configuration error: where it is and what is wrong.
@@ -97,10 +111,13 @@ pub struct Config {
     /// The scrape jobs.
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Where alerts go; kept for the rule engine.
+    #[serde(default)]
+    pub alerting: Alerting,
 }
 
 /// `global:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// Default interval between scrapes.
@@ -144,12 +161,12 @@ fn default_metrics_path() -> String {
     "/metrics".to_string()
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
 /// `http` or `https`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// Plain HTTP.
@@ -159,8 +176,9 @@ pub enum Scheme {
     Https,
 }
 
+section_with_http_client! {
 /// One entry of `scrape_configs:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// The `job` label of the job's series; unique.
@@ -187,10 +205,93 @@ pub struct ScrapeConfig {
     /// Targets listed in the file.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// Relabeling of discovered targets, before scraping.
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabeling of scraped series, before storing.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Targets listed in JSON or YAML files, re-read when they change.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Most samples a scrape may keep after metric relabeling; 0 is no limit.
+    #[serde(default)]
+    pub sample_limit: u64,
+    /// Most labels a sample may have; 0 is no limit.
+    #[serde(default)]
+    pub label_limit: u64,
+    /// Longest label name, in bytes; 0 is no limit.
+    #[serde(default)]
+    pub label_name_length_limit: u64,
+    /// Longest label value, in bytes; 0 is no limit.
+    #[serde(default)]
+    pub label_value_length_limit: u64,
+    /// Largest uncompressed body; 0 means fleetmon's ceiling.
+    #[serde(default)]
+    pub body_size_limit: ByteSize,
+}
+}
+
+/// One entry of `file_sd_configs:`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Paths of target files; the last element may hold a `*` glob.
+    pub files: Vec<Spanned<String>>,
+    /// How often the files are re-read even without a change event.
+    #[serde(default = "five_minutes")]
+    pub refresh_interval: PromDuration,
+}
+
+fn five_minutes() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(300))
+}
+
+/// `alerting:`; parsed, checked and kept for the rule engine.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerting {
+    /// The Alertmanagers alerts are sent to.
+    #[serde(default)]
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+section_with_http_client! {
+/// One entry of `alerting.alertmanagers:`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// Prefix of the Alertmanager API path.
+    #[serde(default = "root_path")]
+    pub path_prefix: String,
+    /// Timeout of one notification request.
+    #[serde(default = "ten_seconds")]
+    pub timeout: PromDuration,
+    /// The Alertmanager API version; only `v2` exists today.
+    #[serde(default = "api_v2")]
+    pub api_version: String,
+    /// Alertmanagers listed in the file.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Alertmanagers listed in files.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+}
+}
+
+fn root_path() -> String {
+    "/".to_string()
+}
+
+fn api_v2() -> String {
+    "v2".to_string()
 }
 
 /// One entry of `static_configs:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
     /// `host:port` of each target.
@@ -205,6 +306,41 @@ impl ScrapeConfig {
     /// The job's interval, its own or the global one.
     pub fn interval(&self, global: &Global) -> PromDuration {
         self.scrape_interval.unwrap_or(global.scrape_interval)
+    }
+}
+
+/// Where the configuration comes from, so that a reload reads it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A file.
+    File(PathBuf),
+    /// The copy embedded in the binary ([`EMBEDDED`]).
+    Embedded,
+}
+
+impl ConfigSource {
+    /// Reads and validates the configuration.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => Config::load(path),
+            ConfigSource::Embedded => Config::parse(EMBEDDED, &self.path()),
+        }
+    }
+
+    /// The file's path (a descriptive name for the embedded copy).
+    pub fn path(&self) -> PathBuf {
+        match self {
+            ConfigSource::File(path) => path.clone(),
+            ConfigSource::Embedded => PathBuf::from("<embedded monitoring/fleetmon.yml>"),
+        }
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            ConfigSource::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ConfigSource::Embedded => PathBuf::new(),
+        }
     }
 }
 
@@ -287,6 +423,25 @@ impl Config {
                     ),
                 ));
             }
+            job.http_client()
+                .validate()
+                .map_err(|m| at(line, column, format!("job \"{}\": {m}", name.value)))?;
+            check_file_sd(&job.file_sd_configs).map_err(|(l, c, m)| at(l, c, m))?;
+            let relabelings = [
+                ("relabel_configs", &job.relabel_configs),
+                ("metric_relabel_configs", &job.metric_relabel_configs),
+            ];
+            for (key, configs) in relabelings {
+                for (i, config) in configs.iter().enumerate() {
+                    config.validate().map_err(|m| {
+                        at(
+                            line,
+                            column,
+                            format!("job \"{}\": {key}[{i}]: {m}", name.value),
+                        )
+                    })?;
+                }
+            }
             for group in &job.static_configs {
                 for target in &group.targets {
                     check_target(&target.value)
@@ -299,8 +454,52 @@ impl Config {
                 }
             }
         }
+        for (i, manager) in self.alerting.alertmanagers.iter().enumerate() {
+            let context = |m: String| ConfigError {
+                path: path.to_path_buf(),
+                position: None,
+                message: format!("alerting.alertmanagers[{i}]: {m}"),
+            };
+            manager.http_client().validate().map_err(context)?;
+            if manager.api_version != "v2" {
+                return Err(context(format!(
+                    "api_version \"{}\" is not supported: Alertmanager's API is v2",
+                    manager.api_version
+                )));
+            }
+            check_file_sd(&manager.file_sd_configs).map_err(|(l, c, m)| at(l, c, m))?;
+            for target in manager.static_configs.iter().flat_map(|g| &g.targets) {
+                check_target(&target.value)
+                    .map_err(|m| at(target.referenced.line(), target.referenced.column(), m))?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Checks file SD paths as Prometheus does: a JSON or YAML extension, and a
+/// `*` only in the last path element.
+fn check_file_sd(configs: &[FileSdConfig]) -> Result<(), (u64, u64, String)> {
+    for file in configs.iter().flat_map(|c| &c.files) {
+        let (dir, last) = match file.value.rsplit_once('/') {
+            Some((dir, last)) => (dir, last),
+            None => ("", file.value.as_str()),
+        };
+        let extension = last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        let valid =
+            !dir.contains('*') && matches!(extension.as_deref(), Some("json" | "yml" | "yaml"));
+        if !valid {
+            return Err((
+                file.referenced.line(),
+                file.referenced.column(),
+                format!(
+                    "path name \"{}\" is not valid for file discovery: it needs a .json, .yml or .yaml extension, and a * only in its last element",
+                    file.value
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Turns a YAML or type error into a [`ConfigError`], explaining keys that
@@ -328,6 +527,17 @@ fn yaml_error(error: &serde_saphyr::Error, path: &Path) -> ConfigError {
         position: error.location().map(|l| (l.line(), l.column())),
         message,
     }
+}
+
+/// Deserializes a setting written as a string that `T` parses, such as a
+/// duration or a size, with `T`'s error message.
+fn deserialize_parsed<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 fn check_label_name(name: &str) -> Result<(), String> {

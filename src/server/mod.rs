@@ -6,6 +6,7 @@
 //! and nowhere else; the modules it wires do not know each other's HTTP side.
 
 mod instrument;
+mod reload;
 mod storage_metrics;
 
 use std::future::{Future, IntoFuture};
@@ -17,16 +18,19 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use crate::auth::{Auth, ADMIN_PASSWORD_ENV, ADMIN_USER};
-use crate::config::Config;
+use crate::auth::http::{gate, Gate};
+use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV, ADMIN_USER};
+use crate::config::{Config, ConfigSource};
 use crate::fleet::{Fleet, UpstreamConfig};
 use crate::metrics::{Format, ProcessCollector, Registry};
+use crate::scrape::ScrapeManager;
 use crate::shutdown;
 use crate::storage::{Kv, Storage, StorageOptions};
 use instrument::{instrument, HttpMetrics};
+use reload::Reloader;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -41,6 +45,8 @@ pub struct ServerOptions {
     pub storage: StorageOptions,
     /// The loaded configuration.
     pub config: Config,
+    /// Where it was loaded from, read again on reload.
+    pub config_source: ConfigSource,
     /// Where fleet calls go.
     pub upstream: UpstreamConfig,
     /// How often the fleet gauges are refreshed and the fleet saved.
@@ -58,6 +64,9 @@ pub struct Server {
     fleet: Arc<Fleet>,
     storage: Arc<Storage>,
     kv: Kv,
+    config: Config,
+    scrape: Arc<ScrapeManager>,
+    reloader: Arc<Reloader>,
     refresh_interval: Duration,
     shutdown_timeout: Duration,
 }
@@ -111,13 +120,29 @@ impl Server {
             replay.duration.as_secs_f64(),
         )));
 
+        let scrape = Arc::new(ScrapeManager::new(storage.clone(), &registry));
+        let reloader = Arc::new(Reloader::new(
+            options.config_source.clone(),
+            scrape.clone(),
+            &registry,
+        ));
+        reloader.loaded();
+        let lifecycle = Router::new()
+            .route("/-/reload", post(reload::reload_handler))
+            .route_layer(middleware::from_fn_with_state(
+                Gate::new(auth.clone(), Role::Admin, crate::api::error::reject),
+                gate,
+            ))
+            .with_state(reloader.clone());
+
         let router = Router::new()
             .route("/", get(index))
             .route("/metrics", get(metrics).with_state(registry))
             .route("/-/healthy", get(|| async { "fleetmon is Healthy.\n" }))
             .route("/-/ready", get(|| async { "fleetmon is Ready.\n" }))
             .merge(crate::fleet::api::routes(fleet.clone(), auth.clone()))
-            .merge(crate::api::routes(auth, storage.clone()))
+            .merge(lifecycle)
+            .merge(crate::api::routes(auth, storage.clone(), scrape.clone()))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));
 
@@ -130,6 +155,9 @@ impl Server {
             fleet,
             storage,
             kv,
+            config: options.config,
+            scrape,
+            reloader,
             refresh_interval: options.refresh_interval,
             shutdown_timeout: options.shutdown_timeout,
         })
@@ -153,6 +181,13 @@ impl Server {
             tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
         };
         let compaction = tokio::spawn(run_compaction(self.storage.clone(), shutdown.clone()));
+        self.scrape.apply(&self.config, &self.reloader.base_dir());
+        let scraping = {
+            let scrape = self.scrape.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { scrape.run(shutdown).await })
+        };
+        let hangups = tokio::spawn(self.reloader.clone().on_sighup(shutdown.clone()));
         let mut graceful = shutdown.clone();
         let mut http = tokio::spawn(
             axum::serve(
@@ -170,6 +205,8 @@ impl Server {
                 trigger.fire();
                 let _ = background.await;
                 let _ = compaction.await;
+                let _ = scraping.await;
+                let _ = hangups.await;
                 return match finished {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server failed: {e}")),
@@ -191,6 +228,8 @@ impl Server {
         }
         let _ = background.await;
         let _ = compaction.await;
+        let _ = scraping.await;
+        let _ = hangups.await;
         self.fleet.save()?;
         self.kv.flush()?;
         tracing::info!("stopped; store flushed");
@@ -244,6 +283,8 @@ async fn index() -> &'static str {
         "POST /api/1/vehicles/{tag}/command/{name}     send a command (editor)\n",
         "GET  /api/1/command_log[?vehicle=&page=]      commands sent, newest first (viewer)\n",
         "GET|POST /api/v1/admin/tokens                 list or create API tokens (admin)\n",
+        "GET  /api/v1/targets                          scrape targets and their health (viewer)\n",
+        "POST /-/reload                                reload the configuration (admin)\n",
         "GET  /metrics                                 Prometheus metrics (open)\n",
         "GET  /-/healthy, /-/ready                     health (open)\n",
     )

@@ -744,6 +744,12 @@ impl Head {
         out
     }
 
+    /// The oldest time the head still accepts, from compaction's point of
+    /// view (`i64::MIN` before the first compaction).
+    pub fn refused_before(&self) -> i64 {
+        self.min_append_t.load(Ordering::Acquire)
+    }
+
     /// Refuses samples older than `boundary` from now on.
     pub fn refuse_before(&self, boundary: i64) {
         self.min_append_t.fetch_max(boundary, Ordering::AcqRel);

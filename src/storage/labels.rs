@@ -191,7 +191,7 @@ impl<'a> LabelsRef<'a> {
 
 /// Hashes names and values eight bytes at a time, with separators that
 /// cannot occur in UTF-8 so that `("ab","c")` and `("a","bc")` differ.
-fn stable_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
+pub(crate) fn stable_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash: u64 = 0x243f_6a88_85a3_08d3;
     let mut mix = |bytes: &[u8], separator: u8| {

@@ -267,11 +267,7 @@ impl FastRegex {
             set.dedup();
             Engine::Set(set)
         } else {
-            let mut translated = String::with_capacity(pattern.len() + 8);
-            translated.push_str("^(?s:");
-            emit_alts(&parsed.alts, &mut translated);
-            translated.push_str(")$");
-            Engine::Regex(Regex::new(&translated).map_err(|e| invalid(regex_error_message(&e)))?)
+            Engine::Regex(compile_parsed(&parsed).map_err(invalid)?)
         };
         let prefix = match top {
             [only] if analysed => {
@@ -294,6 +290,29 @@ impl FastRegex {
             }
         }
     }
+}
+
+/// Compiles an RE2 `pattern` the way Prometheus does for matchers and relabeling:
+/// anchored at both ends, `.` matching a newline, capture groups numbered and
+/// named as written (so `$1` and `${name}` expand as in Prometheus), except that a
+/// name starting with a digit is dropped, as the crate cannot carry it.
+pub fn anchored_regex(pattern: &str) -> Result<Regex, MatcherError> {
+    let invalid = |why: String| {
+        MatcherError(format!(
+            "invalid regular expression {}: {why}",
+            go_quote(pattern)
+        ))
+    };
+    let parsed = Parser::new(pattern).parse().map_err(invalid)?;
+    compile_parsed(&parsed).map_err(invalid)
+}
+
+fn compile_parsed(parsed: &Parsed) -> Result<Regex, String> {
+    let mut translated = String::with_capacity(parsed.alts.len() * 8 + 8);
+    translated.push_str("^(?s:");
+    emit_alts(&parsed.alts, &mut translated);
+    translated.push_str(")$");
+    Regex::new(&translated).map_err(|e| regex_error_message(&e))
 }
 
 /// The kind of a `regex` crate error without its multi-line caret diagram, which
@@ -594,10 +613,17 @@ impl<'a> Parser<'a> {
             if !self.capture_names.insert(name.clone()) {
                 return Err(format!("duplicate capture group name: `{name}`"));
             }
-            // Names do not change what matches, and the crate's rules for them are
-            // stricter than RE2's (`(?P<1>x)`), so the group is emitted unnamed.
+            // Names are kept so that relabeling's `${name}` finds its group. The
+            // crate rejects names that start with a digit, which RE2 allows
+            // (`(?P<1x>…)`); those groups are emitted unnamed, which still numbers
+            // them as RE2 does.
+            let open = if name.starts_with(|c: char| c.is_ascii_digit()) {
+                "(".to_string()
+            } else {
+                format!("(?P<{name}>")
+            };
             return Ok(GroupPrefix::Open {
-                open: "(".to_string(),
+                open,
                 transparent: true,
             });
         }
@@ -1106,6 +1132,28 @@ mod tests {
                 "!~{pattern:?} on {value:?}"
             );
         }
+    }
+
+    #[test]
+    fn anchored_regex_keeps_group_names_and_numbers() {
+        let anchored = anchored_regex("(?P<first>a)(b)(?<third>c(?:d)(?P<1x>e))(f)").unwrap();
+        // RE2 numbers groups by their opening parenthesis, named or not; a name
+        // the crate cannot carry leaves its group unnamed but still counted.
+        let names: Vec<Option<&str>> = anchored.capture_names().collect();
+        assert_eq!(
+            names,
+            [None, Some("first"), None, Some("third"), None, None]
+        );
+        let caps = anchored.captures("abcdef").unwrap();
+        assert_eq!(&caps["first"], "a");
+        assert_eq!(&caps[2], "b");
+        assert_eq!(&caps["third"], "cde");
+        assert_eq!(&caps[4], "e");
+        assert_eq!(&caps[5], "f");
+        // Names do not change what a matcher accepts.
+        let named = re("(?P<n>a|b)c");
+        assert!(named.matches("ac") && named.matches("bc"));
+        assert!(!named.matches("abc") && !named.matches("c"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! shared flush for concurrent appenders) before answering. At start,
 //! [`Storage::open`] rebuilds the head from the series table and the WAL.
 
+mod backfill;
 pub mod block;
 pub mod chunk;
 pub mod codec;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+pub use backfill::BackfillReport;
 pub use head::{HeadStats, Outcome};
 pub use kv::{trees, Kv, KvError, KvTree};
 pub use labels::{LabelError, Labels, LabelsRef};

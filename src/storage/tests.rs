@@ -752,3 +752,38 @@ fn adjacent_blocks_merge_into_larger_ones_with_the_same_answers() {
         "sources deleted"
     );
 }
+
+#[test]
+fn backfilled_samples_land_in_blocks_beside_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let name = [("__name__", "temp"), ("site", "a")];
+    storage
+        .append_blocking(&[series(&name, &[(T0, 20.0)])])
+        .unwrap();
+    let labels = Labels::new(name).unwrap();
+    let old: Vec<(i64, f64)> = (0..100)
+        .rev()
+        .map(|i| (T0 - 24 * 3_600_000 + i * 600_000, i as f64))
+        .collect();
+    assert!(old.iter().all(|(t, _)| *t < storage.head_min_valid_time()));
+    let report = storage
+        .backfill(vec![(labels.clone(), old.clone())])
+        .unwrap();
+    assert_eq!(report.samples, 100);
+    // 100 samples 10 min apart span 16.5 h: nine 2 h windows.
+    assert_eq!(report.blocks.len(), 9);
+    let too_new = storage.backfill(vec![(labels, vec![(T0, 1.0)])]);
+    assert!(too_new.is_err());
+
+    let mut expected = old;
+    expected.sort_by_key(|s| s.0);
+    expected.push((T0, 20.0));
+    drop(storage);
+    let storage = open(dir.path());
+    let found = storage
+        .select(&[m(MatchOp::Equal, "site", "a")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].samples().unwrap(), expected);
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -93,6 +94,11 @@ impl Fleetmon {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The process id, to send it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything logged so far.
@@ -266,5 +272,87 @@ pub fn logged_commands(page: &Value) -> Vec<String> {
         .expect("a command-log page")
         .iter()
         .map(|r| r["command"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The real Prometheus, from Debian's package.
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A real program started by a test; killed when dropped.
+pub struct Program(pub Child);
+
+impl Program {
+    /// Starts the real Prometheus with `config`, its TSDB in `data`, on
+    /// `127.0.0.1:port`, plus `extra` flags.
+    pub fn prometheus(config: &Path, data: &Path, port: u16, extra: &[&str]) -> Program {
+        Program(
+            Command::new(PROMETHEUS)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
+        )
+    }
+
+    /// SIGTERM, then waits (at most 60 s) for the exit.
+    pub fn terminate(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the program did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Parses a Prometheus API value (`"NaN"`, `"+Inf"`, decimals).
+pub fn prom_value(text: &str) -> f64 {
+    match text {
+        "NaN" => f64::NAN,
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().expect("a float"),
+    }
+}
+
+/// A stored series: its sorted labels and samples.
+pub type StoredSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+/// Every series matching `matchers` in a stopped fleetmon's store.
+pub fn read_store(
+    storage_dir: &Path,
+    matchers: &[fleetmon::storage::Matcher],
+) -> Vec<StoredSeries> {
+    use fleetmon::storage::{Kv, Storage, StorageOptions};
+    let kv = Kv::open(storage_dir).expect("open kv");
+    let (storage, _) = Storage::open(&kv, storage_dir, StorageOptions::default()).expect("open");
+    storage
+        .select(matchers, i64::MIN, i64::MAX)
+        .expect("select")
+        .into_iter()
+        .map(|series| {
+            let samples = series.samples().expect("samples");
+            (series.labels.pairs().to_vec(), samples)
+        })
         .collect()
 }

@@ -3,6 +3,8 @@
 //! and `fleetmon token create|list|revoke`, which work on a stopped store
 //! directly or on a running server through its API (`--server`).
 
+mod import;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV};
-use crate::config::{ByteSize, Config, PromDuration, EMBEDDED};
+use crate::config::{ByteSize, Config, ConfigSource, PromDuration};
 use crate::fleet::simulator::SimConfig;
 use crate::fleet::tesla::{TeslaConfig, ACCESS_TOKEN_ENV};
 use crate::fleet::UpstreamConfig;
@@ -55,6 +57,8 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Backfill samples from an OpenMetrics (or text) file with timestamps.
+    Import(import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +285,7 @@ pub fn main() -> ExitCode {
             what: CheckCommand::Config { file },
         }) => check_config(&file),
         Some(Command::Token { action }) => token(action),
+        Some(Command::Import(args)) => import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,18 +302,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
+fn config_source(file: Option<&Path>) -> ConfigSource {
     let default = Path::new(DEFAULT_CONFIG_FILE);
-    let config = match file {
-        Some(path) => Config::load(path)?,
-        None if default.exists() => Config::load(default)?,
-        None => Config::parse(EMBEDDED, Path::new("<embedded monitoring/fleetmon.yml>"))?,
-    };
-    Ok(config)
+    match file {
+        Some(path) => ConfigSource::File(path.to_path_buf()),
+        None if default.exists() => ConfigSource::File(default.to_path_buf()),
+        None => ConfigSource::Embedded,
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config_file.as_deref())?;
+    let config_source = config_source(args.config_file.as_deref());
+    let config = config_source.load()?;
     let upstream = match args.upstream {
         UpstreamKind::Simulator => UpstreamConfig::Simulator(SimConfig {
             vehicles: usize::from(args.simulator_vehicles),
@@ -339,6 +344,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..StorageOptions::default()
         },
         config,
+        config_source,
         upstream,
         refresh_interval: args.refresh_interval.0.max(Duration::from_secs(1)),
         shutdown_timeout: args.shutdown_timeout.0,
@@ -421,19 +427,7 @@ async fn token_over_http(server: &str, action: &TokenCommand) -> anyhow::Result<
         TokenCommand::List { .. } => client.get(&base),
         TokenCommand::Revoke { id, .. } => client.delete(format!("{base}/{id}")),
     };
-    let request = match std::env::var("FLEETMON_TOKEN") {
-        Ok(token) if !token.is_empty() => request.bearer_auth(token),
-        _ => {
-            let user = std::env::var("FLEETMON_USER").unwrap_or_else(|_| "admin".into());
-            let password = std::env::var("FLEETMON_PASSWORD").map_err(|_| {
-                anyhow::anyhow!(
-                    "set FLEETMON_PASSWORD (or FLEETMON_TOKEN) to authenticate to {server}"
-                )
-            })?;
-            request.basic_auth(user, Some(password))
-        }
-    };
-    let response = request
+    let response = authenticate(request, server)?
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
@@ -460,6 +454,27 @@ async fn token_over_http(server: &str, action: &TokenCommand) -> anyhow::Result<
         TokenCommand::Revoke { id, .. } => println!("revoked {id}"),
     }
     Ok(())
+}
+
+/// Adds the credentials of the environment to a request for a running
+/// fleetmon: FLEETMON_TOKEN, or FLEETMON_USER (default admin) and
+/// FLEETMON_PASSWORD.
+fn authenticate(
+    request: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<reqwest::RequestBuilder> {
+    Ok(match std::env::var("FLEETMON_TOKEN") {
+        Ok(token) if !token.is_empty() => request.bearer_auth(token),
+        _ => {
+            let user = std::env::var("FLEETMON_USER").unwrap_or_else(|_| "admin".into());
+            let password = std::env::var("FLEETMON_PASSWORD").map_err(|_| {
+                anyhow::anyhow!(
+                    "set FLEETMON_PASSWORD (or FLEETMON_TOKEN) to authenticate to {server}"
+                )
+            })?;
+            request.basic_auth(user, Some(password))
+        }
+    })
 }
 
 fn print_created(info: &Value, token: &str) {

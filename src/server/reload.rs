@@ -1,0 +1,117 @@
+//! Configuration reloads, on SIGHUP and `POST /-/reload` (admin role): the
+//! file is read and validated again; a valid config is applied to the scrape
+//! manager, an invalid one is refused with its error and the running config
+//! stays. Reports `prometheus_config_last_reload_successful` and
+//! `prometheus_config_last_reload_success_timestamp_seconds`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::config::ConfigSource;
+use crate::metrics::{Gauge, Registry};
+use crate::scrape::ScrapeManager;
+use crate::shutdown::Shutdown;
+
+/// Reloads the configuration, one reload at a time.
+pub struct Reloader {
+    source: ConfigSource,
+    scrape: Arc<ScrapeManager>,
+    running: tokio::sync::Mutex<()>,
+    successful: Gauge,
+    success_time: Gauge,
+}
+
+impl Reloader {
+    /// A reloader of `source`, reporting in `registry`.
+    pub fn new(source: ConfigSource, scrape: Arc<ScrapeManager>, registry: &Registry) -> Reloader {
+        let successful = registry
+            .gauge(
+                "prometheus_config_last_reload_successful",
+                "Whether the last configuration reload attempt was successful.",
+                &[],
+            )
+            .with(&[]);
+        let success_time = registry
+            .gauge(
+                "prometheus_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last successful configuration reload.",
+                &[],
+            )
+            .with(&[]);
+        Reloader {
+            source,
+            scrape,
+            running: tokio::sync::Mutex::new(()),
+            successful,
+            success_time,
+        }
+    }
+
+    /// The directory the config file's relative paths are resolved against.
+    pub fn base_dir(&self) -> std::path::PathBuf {
+        self.source.base_dir()
+    }
+
+    /// Records the configuration loaded at start as a successful load.
+    pub fn loaded(&self) {
+        self.successful.set(1.0);
+        self.success_time
+            .set(crate::clock::now_ms() as f64 / 1000.0);
+    }
+
+    /// Reads the configuration again and applies it; on error the running
+    /// configuration stays and the error is returned.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.running.lock().await;
+        let source = self.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        match loaded {
+            Ok(config) => {
+                self.scrape.apply(&config, &self.source.base_dir());
+                self.loaded();
+                tracing::info!(file = %self.source.path().display(), scrape_jobs = config.scrape_configs.len(), "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.successful.set(0.0);
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Reloads on every SIGHUP until shutdown.
+    pub async fn on_sighup(self: Arc<Self>, mut shutdown: Shutdown) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {
+                    // The outcome is logged and reported by `reload` itself.
+                    let _ = self.reload().await;
+                }
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+/// `POST /-/reload`: 200 once applied, 500 with the error otherwise, as
+/// Prometheus answers.
+pub async fn reload_handler(State(reloader): State<Arc<Reloader>>) -> impl IntoResponse {
+    match reloader.reload().await {
+        Ok(()) => (StatusCode::OK, String::new()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
+    }
+}
