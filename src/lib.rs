@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod fleet;
+pub mod http_client;
 pub mod import;
 pub mod logging;
 pub mod metrics;

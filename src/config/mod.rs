@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod http_client;
 pub mod relabel;
+pub mod remote_write;
 pub mod size;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ pub use duration::PromDuration;
 use http_client::section_with_http_client;
 pub use http_client::HttpClientConfig;
 use relabel::RelabelConfig;
+pub use remote_write::RemoteWriteConfig;
 pub use size::ByteSize;
 
 /// The configuration embedded in the binary, used when no file is given and
@@ -30,7 +32,6 @@ pub const EMBEDDED: &str = include_str!("../../monitoring/fleetmon.yml");
 /// Top-level keys of Prometheus's configuration that fleetmon does not
 /// implement yet; named in the error so the user knows it is not a typo.
 const PROMETHEUS_KEYS_NOT_SUPPORTED: &[&str] = &[
-    "remote_write",
     "remote_read",
     "storage",
     "tracing",
@@ -114,6 +115,9 @@ pub struct Config {
     /// Where alerts go; kept for the rule engine.
     #[serde(default)]
     pub alerting: Alerting,
+    /// Receivers every appended sample is forwarded to.
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<RemoteWriteConfig>>,
 }
 
 /// `global:`.
@@ -454,6 +458,22 @@ impl Config {
                 }
             }
         }
+        let mut queue_names = Vec::new();
+        for queue in &self.remote_write {
+            let (line, column) = (queue.referenced.line(), queue.referenced.column());
+            queue.value.validate().map_err(|m| at(line, column, m))?;
+            let name = &queue.value.name;
+            if !name.is_empty() {
+                if queue_names.contains(&name) {
+                    return Err(at(
+                        line,
+                        column,
+                        format!("found multiple remote write configs with job name \"{name}\""),
+                    ));
+                }
+                queue_names.push(name);
+            }
+        }
         for (i, manager) in self.alerting.alertmanagers.iter().enumerate() {
             let context = |m: String| ConfigError {
                 path: path.to_path_buf(),
@@ -601,12 +621,12 @@ mod tests {
 
     #[test]
     fn unsupported_prometheus_keys_are_named_with_their_line() {
-        let err = parse("global:\n  scrape_interval: 15s\nremote_write:\n  - url: http://x\n")
+        let err = parse("global:\n  scrape_interval: 15s\nremote_read:\n  - url: http://x\n")
             .unwrap_err();
         assert_eq!(err.position, Some((3, 1)));
         assert!(
             err.message
-                .contains("`remote_write` is a Prometheus setting"),
+                .contains("`remote_read` is a Prometheus setting"),
             "{err}"
         );
         let err =
@@ -645,6 +665,75 @@ mod tests {
         assert!(duration.message.contains("not a duration"), "{duration}");
         let label = parse("global:\n  external_labels:\n    bad-name: x\n").unwrap_err();
         assert!(label.message.contains("bad-name"), "{label}");
+    }
+
+    #[test]
+    fn scrape_jobs_read_every_supported_key() {
+        let config = parse(
+            r#"global:
+  external_labels: {site: lab}
+scrape_configs:
+  - job_name: node
+    scheme: https
+    honor_labels: true
+    sample_limit: 1000
+    label_limit: 30
+    body_size_limit: 10MB
+    basic_auth: {username: u, password_file: secret}
+    tls_config: {ca_file: ca.pem, insecure_skip_verify: false, min_version: TLS12}
+    relabel_configs:
+      - {source_labels: [__address__], target_label: instance}
+    metric_relabel_configs:
+      - {source_labels: [__name__], regex: 'go_.*', action: drop}
+    file_sd_configs:
+      - files: ['targets/*.json']
+        refresh_interval: 1m
+remote_write:
+  - url: http://vm:8428/api/v1/write
+    write_relabel_configs:
+      - {source_labels: [__name__], regex: 'up', action: keep}
+    queue_config: {max_samples_per_send: 500}
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['am:9093']
+"#,
+        )
+        .unwrap();
+        let job = &config.scrape_configs[0];
+        assert_eq!(job.body_size_limit, ByteSize(10 * 1024 * 1024));
+        assert_eq!(job.metric_relabel_configs.len(), 1);
+        assert_eq!(job.file_sd_configs[0].refresh_interval.to_string(), "1m");
+        assert_eq!(
+            config.remote_write[0]
+                .value
+                .queue_config
+                .max_samples_per_send,
+            500
+        );
+        assert_eq!(config.remote_write[0].value.queue_config.capacity, 10_000);
+        assert_eq!(config.alerting.alertmanagers[0].api_version, "v2");
+    }
+
+    #[test]
+    fn section_errors_name_the_job_and_line() {
+        let relabel = parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n").unwrap_err();
+        assert_eq!(relabel.position.map(|p| p.0), Some(2));
+        assert!(relabel.message.contains("relabel_configs[0]"), "{relabel}");
+        let auth = parse("scrape_configs:\n  - job_name: a\n    bearer_token: t\n    basic_auth: {username: u}\n").unwrap_err();
+        assert!(auth.message.contains("at most one of basic_auth"), "{auth}");
+        let glob = parse(
+            "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['*/t.json']\n",
+        )
+        .unwrap_err();
+        assert_eq!(glob.position.map(|p| p.0), Some(4));
+        let header = parse(
+            "remote_write:\n  - url: http://x/api/v1/write\n    headers: {Authorization: x}\n",
+        )
+        .unwrap_err();
+        assert!(header.message.contains("reserved header"), "{header}");
+        let url = parse("remote_write:\n  - url: not a url\n").unwrap_err();
+        assert_eq!(url.position.map(|p| p.0), Some(2));
     }
 
     #[test]

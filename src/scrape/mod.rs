@@ -10,10 +10,9 @@
 //! vanished series end). File discovery is polled here.
 //!
 //! Submodules: `discovery` (target groups), `target` (target labels and
-//! URL), `exposition` (the parser), `client` (HTTP clients),
+//! URL), `exposition` (the parser),
 //! `scraper` (one target's loop), `health` (what the API shows).
 
-pub mod client;
 pub mod discovery;
 pub mod exposition;
 pub mod health;
@@ -200,7 +199,7 @@ impl ScrapeManager {
             label_name_length_limit: job.label_name_length_limit,
             label_value_length_limit: job.label_value_length_limit,
             body_size_limit,
-            client: client::build(&http, base),
+            client: crate::http_client::build(&http, base),
             http,
             base: base.to_path_buf(),
             storage: self.storage.clone(),

@@ -274,7 +274,7 @@ impl ScrapeLoop {
                 format!("{}", timeout.as_secs_f64()),
             )
             .timeout(timeout);
-        let request = crate::scrape::client::authorize(request, &self.job.http, &self.job.base)
+        let request = crate::http_client::authorize(request, &self.job.http, &self.job.base)
             .map_err(ScrapeError)?;
         let limit = self.job.body_size_limit;
         let read = async {

@@ -26,9 +26,10 @@ use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV, ADMIN_USER};
 use crate::config::{Config, ConfigSource};
 use crate::fleet::{Fleet, UpstreamConfig};
 use crate::metrics::{Format, ProcessCollector, Registry};
+use crate::remote::sender::RemoteWriteManager;
 use crate::scrape::ScrapeManager;
 use crate::shutdown;
-use crate::storage::{Kv, Storage, StorageOptions};
+use crate::storage::{trees, Kv, Storage, StorageOptions};
 use instrument::{instrument, HttpMetrics};
 use reload::Reloader;
 
@@ -66,6 +67,7 @@ pub struct Server {
     kv: Kv,
     config: Config,
     scrape: Arc<ScrapeManager>,
+    remote: Arc<RemoteWriteManager>,
     reloader: Arc<Reloader>,
     refresh_interval: Duration,
     shutdown_timeout: Duration,
@@ -121,9 +123,15 @@ impl Server {
         )));
 
         let scrape = Arc::new(ScrapeManager::new(storage.clone(), &registry));
+        let remote = Arc::new(RemoteWriteManager::new(
+            storage.clone(),
+            kv.tree(trees::REMOTE_WRITE)?,
+            &registry,
+        ));
         let reloader = Arc::new(Reloader::new(
             options.config_source.clone(),
             scrape.clone(),
+            remote.clone(),
             &registry,
         ));
         reloader.loaded();
@@ -157,6 +165,7 @@ impl Server {
             kv,
             config: options.config,
             scrape,
+            remote,
             reloader,
             refresh_interval: options.refresh_interval,
             shutdown_timeout: options.shutdown_timeout,
@@ -181,7 +190,7 @@ impl Server {
             tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
         };
         let compaction = tokio::spawn(run_compaction(self.storage.clone(), shutdown.clone()));
-        self.scrape.apply(&self.config, &self.reloader.base_dir());
+        self.reloader.apply(&self.config);
         let scraping = {
             let scrape = self.scrape.clone();
             let shutdown = shutdown.clone();
@@ -207,6 +216,7 @@ impl Server {
                 let _ = compaction.await;
                 let _ = scraping.await;
                 let _ = hangups.await;
+                self.remote.stop().await;
                 return match finished {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server failed: {e}")),
@@ -230,6 +240,7 @@ impl Server {
         let _ = compaction.await;
         let _ = scraping.await;
         let _ = hangups.await;
+        self.remote.stop().await;
         self.fleet.save()?;
         self.kv.flush()?;
         tracing::info!("stopped; store flushed");

@@ -1,7 +1,7 @@
 //! Configuration reloads, on SIGHUP and `POST /-/reload` (admin role): the
 //! file is read and validated again; a valid config is applied to the scrape
-//! manager, an invalid one is refused with its error and the running config
-//! stays. Reports `prometheus_config_last_reload_successful` and
+//! manager and the remote-write queues, an invalid one is refused with its
+//! error and the running config stays. Reports `prometheus_config_last_reload_successful` and
 //! `prometheus_config_last_reload_success_timestamp_seconds`.
 
 use std::sync::Arc;
@@ -10,8 +10,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
+use crate::config::Config;
 use crate::config::ConfigSource;
 use crate::metrics::{Gauge, Registry};
+use crate::remote::sender::RemoteWriteManager;
 use crate::scrape::ScrapeManager;
 use crate::shutdown::Shutdown;
 
@@ -19,6 +21,7 @@ use crate::shutdown::Shutdown;
 pub struct Reloader {
     source: ConfigSource,
     scrape: Arc<ScrapeManager>,
+    remote: Arc<RemoteWriteManager>,
     running: tokio::sync::Mutex<()>,
     successful: Gauge,
     success_time: Gauge,
@@ -26,7 +29,12 @@ pub struct Reloader {
 
 impl Reloader {
     /// A reloader of `source`, reporting in `registry`.
-    pub fn new(source: ConfigSource, scrape: Arc<ScrapeManager>, registry: &Registry) -> Reloader {
+    pub fn new(
+        source: ConfigSource,
+        scrape: Arc<ScrapeManager>,
+        remote: Arc<RemoteWriteManager>,
+        registry: &Registry,
+    ) -> Reloader {
         let successful = registry
             .gauge(
                 "prometheus_config_last_reload_successful",
@@ -44,15 +52,18 @@ impl Reloader {
         Reloader {
             source,
             scrape,
+            remote,
             running: tokio::sync::Mutex::new(()),
             successful,
             success_time,
         }
     }
 
-    /// The directory the config file's relative paths are resolved against.
-    pub fn base_dir(&self) -> std::path::PathBuf {
-        self.source.base_dir()
+    /// Applies `config` to everything that runs from it.
+    pub fn apply(&self, config: &Config) {
+        let base = self.source.base_dir();
+        self.scrape.apply(config, &base);
+        self.remote.apply(config, &base);
     }
 
     /// Records the configuration loaded at start as a successful load.
@@ -72,7 +83,7 @@ impl Reloader {
             .map_err(|e| format!("reload task failed: {e}"))?;
         match loaded {
             Ok(config) => {
-                self.scrape.apply(&config, &self.source.base_dir());
+                self.apply(&config);
                 self.loaded();
                 tracing::info!(file = %self.source.path().display(), scrape_jobs = config.scrape_configs.len(), "configuration reloaded");
                 Ok(())

@@ -678,6 +678,13 @@ impl Head {
             .is_some()
     }
 
+    /// The labels of `series`, if the head still holds it.
+    pub fn series_labels(&self, series: SeriesRef) -> Option<Labels> {
+        read(&self.shards[Self::shard_of(series)])
+            .series(series)
+            .map(|s| decode_labels(&s.labels))
+    }
+
     /// The newest timestamp of `series` (a delete never reaches past it).
     pub fn series_max_time(&self, series: SeriesRef) -> Option<i64> {
         read(&self.shards[Self::shard_of(series)])

@@ -38,6 +38,8 @@ pub mod trees {
     pub const TOMBSTONES: &str = "tombstones";
     /// Command log index: see [`command_by_vehicle_key`] → empty.
     pub const COMMANDS_BY_VEHICLE: &str = "commands_by_vehicle";
+    /// Remote-write queues: queue name → WAL position sent up to.
+    pub const REMOTE_WRITE: &str = "remote_write";
 
     /// The [`COMMANDS_BY_VEHICLE`] key of command `sequence` (its [`COMMANDS`]
     /// key) of vehicle `vin`: VIN bytes, a 0 separator, the sequence bytes.
@@ -280,6 +282,12 @@ impl KvTree {
             tree: self.name.clone(),
             source,
         })
+    }
+
+    /// Makes every write to the store durable (blocking: an fsync).
+    pub fn flush(&self) -> Result<(), KvError> {
+        self.tree.flush()?;
+        Ok(())
     }
 
     /// The value under `key`, if any.

@@ -490,6 +490,21 @@ impl Storage {
         Ok(report)
     }
 
+    /// How far the WAL is durable: every acknowledged sample is before it.
+    pub fn wal_durable_position(&self) -> wal::WalPosition {
+        self.wal.durable_position()
+    }
+
+    /// A reader of the samples logged from `from` on (remote write).
+    pub fn wal_tail(&self, from: wal::WalPosition) -> wal::WalTail {
+        self.wal.tail(from)
+    }
+
+    /// The labels of a head series, by the ref the WAL logs it under.
+    pub fn series_labels(&self, series: wal::SeriesRef) -> Option<Labels> {
+        self.head.series_labels(series)
+    }
+
     /// The series matching every matcher with samples in `[mint, maxt]`,
     /// from the blocks and the head merged, sorted by labels. A block that
     /// fails to read is set aside and reported; later selects skip it.

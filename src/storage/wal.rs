@@ -134,6 +134,20 @@ struct Log {
     written: AtomicU64,
     /// Records known durable; held while syncing so committers queue behind one sync.
     synced: Mutex<u64>,
+    /// How far the log is durable: readers of the log ([`WalTail`]) stop there.
+    durable: Mutex<WalPosition>,
+}
+
+/// A place in the log: a segment and a byte offset in it, at a record
+/// boundary. Positions order as the log does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct WalPosition {
+    /// The segment's number.
+    pub segment: u64,
+    /// Bytes into it.
+    pub offset: u64,
 }
 
 /// The write-ahead log.
@@ -361,6 +375,10 @@ impl Wal {
                 current: Mutex::new(current),
                 written: AtomicU64::new(0),
                 synced: Mutex::new(0),
+                durable: Mutex::new(WalPosition {
+                    segment: next,
+                    offset: 0,
+                }),
             }),
             compress,
         })
@@ -531,6 +549,20 @@ impl Wal {
     }
 
     /// Bytes of the WAL's files.
+    /// How far the log is durable (every acknowledged append is before it).
+    pub fn durable_position(&self) -> WalPosition {
+        *self.log.durable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reader of the samples logged from `from` on.
+    pub fn tail(&self, from: WalPosition) -> WalTail {
+        WalTail {
+            dir: self.log.dir.clone(),
+            position: from,
+            file: None,
+        }
+    }
+
     pub fn size_bytes(&self) -> u64 {
         fs::read_dir(&self.log.dir)
             .into_iter()
@@ -552,14 +584,150 @@ fn sync_log(log: &Log) -> Result<(), WalError> {
     // Everything counted in `written` is in the current segment or in a segment
     // synced when it was cut; read the count again to cover later writers too.
     let covered = log.written.load(Ordering::Acquire);
-    let (file, path) = {
+    let (file, path, end) = {
         let current = log.current.lock().unwrap_or_else(|e| e.into_inner());
         let path = log.dir.join(segment_name(current.number));
-        (current.file.try_clone().map_err(io(&path))?, path)
+        let end = WalPosition {
+            segment: current.number,
+            offset: current.size,
+        };
+        (current.file.try_clone().map_err(io(&path))?, path, end)
     };
     file.sync_data().map_err(io(&path))?;
     *synced = covered;
+    let mut durable = log.durable.lock().unwrap_or_else(|e| e.into_inner());
+    *durable = (*durable).max(end);
     Ok(())
+}
+
+/// Reads the samples of the log in order from a position, up to the durable
+/// end, for senders that forward them (remote write). Series records are
+/// skipped: readers look labels up in the head.
+pub struct WalTail {
+    dir: PathBuf,
+    position: WalPosition,
+    file: Option<(u64, File)>,
+}
+
+/// What one [`WalTail::read`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailRead {
+    /// Samples added to the output.
+    pub samples: usize,
+    /// Segments that a checkpoint folded away before they were read: their
+    /// samples are lost to the reader.
+    pub skipped_segments: u64,
+}
+
+impl WalTail {
+    /// Where the next read starts.
+    pub fn position(&self) -> WalPosition {
+        self.position
+    }
+
+    /// Appends the samples of whole records between the position and
+    /// `until` to `out`, stopping after the record that brings the count to
+    /// `max_samples` or more; moves the position past them.
+    pub fn read(
+        &mut self,
+        until: WalPosition,
+        max_samples: usize,
+        out: &mut Vec<WalSample>,
+    ) -> Result<TailRead, WalError> {
+        use std::os::unix::fs::FileExt;
+        let mut result = TailRead::default();
+        let mut header = [0u8; HEADER];
+        let mut payload = Vec::new();
+        let mut stats = ReplayStats::default();
+        while self.position < until && result.samples < max_samples {
+            if !self.open_current(&mut result)? {
+                break;
+            }
+            let Some((_, file)) = self.file.as_ref() else {
+                break;
+            };
+            let path = self.dir.join(segment_name(self.position.segment));
+            let end = if self.position.segment == until.segment {
+                until.offset
+            } else {
+                file.metadata().map_err(io(&path))?.len()
+            };
+            if self.position.offset + HEADER as u64 > end {
+                if self.position.segment >= until.segment {
+                    break;
+                }
+                self.position = WalPosition {
+                    segment: self.position.segment + 1,
+                    offset: 0,
+                };
+                continue;
+            }
+            file.read_exact_at(&mut header, self.position.offset)
+                .map_err(io(&path))?;
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            let corrupt = || WalError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "corrupt record in the durable part of the log",
+                ),
+            };
+            if len > MAX_RECORD {
+                return Err(corrupt());
+            }
+            payload.resize(len, 0);
+            file.read_exact_at(&mut payload, self.position.offset + HEADER as u64)
+                .map_err(io(&path))?;
+            if crc32fast::hash(&payload) != crc {
+                return Err(corrupt());
+            }
+            let before = out.len();
+            decode_record(
+                &payload,
+                &mut |entry| {
+                    if let WalEntry::Sample(sample) = entry {
+                        out.push(sample);
+                    }
+                },
+                &mut stats,
+            )
+            .map_err(|_| corrupt())?;
+            result.samples += out.len() - before;
+            self.position.offset += (HEADER + len) as u64;
+        }
+        Ok(result)
+    }
+
+    /// Opens the file of the position's segment; when it was deleted, moves
+    /// to the next segment that exists (counting the skipped ones). False
+    /// when there is none yet.
+    fn open_current(&mut self, result: &mut TailRead) -> Result<bool, WalError> {
+        if self.file.as_ref().map(|(n, _)| *n) != Some(self.position.segment) {
+            self.file = None;
+            let path = self.dir.join(segment_name(self.position.segment));
+            match File::open(&path) {
+                Ok(file) => self.file = Some((self.position.segment, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let (segments, checkpoint) = segment_numbers(&self.dir)?;
+                    let Some(&next) = segments.iter().find(|n| **n > self.position.segment) else {
+                        return Ok(false);
+                    };
+                    // Segments up to the checkpoint were folded into it;
+                    // later gaps are empty segments removed at start-up.
+                    let lost_up_to = checkpoint.map_or(0, |c| c + 1).min(next);
+                    result.skipped_segments += lost_up_to.saturating_sub(self.position.segment);
+                    self.position = WalPosition {
+                        segment: next,
+                        offset: 0,
+                    };
+                    return self.open_current(result);
+                }
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        Ok(self.file.is_some())
+    }
 }
 
 fn encode_batch(samples: &[WalSample], out: &mut Vec<u8>) {
@@ -793,6 +961,58 @@ mod tests {
         assert!(replayed_series(&wal).is_empty());
         let (read, _) = replayed(&wal);
         assert!(read.is_empty());
+    }
+
+    #[test]
+    fn a_tail_reads_durable_samples_in_order_across_segments_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), true).unwrap();
+        let start = wal.durable_position();
+        wal.log_series(0, &[("__name__", "a")]).unwrap();
+        wal.log_samples(&samples(10)).unwrap();
+        let mut tail = wal.tail(start);
+        let mut out = Vec::new();
+        // Nothing is durable before the commit.
+        tail.read(wal.durable_position(), usize::MAX, &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        wal.commit_blocking().unwrap();
+        wal.log_samples(&samples(5)).unwrap();
+        wal.commit_blocking().unwrap();
+        // At most about `max_samples`, in whole records.
+        let read = tail.read(wal.durable_position(), 3, &mut out).unwrap();
+        assert_eq!(read.samples, 10);
+        tail.read(wal.durable_position(), usize::MAX, &mut out)
+            .unwrap();
+        let expected: Vec<WalSample> = samples(10).into_iter().chain(samples(5)).collect();
+        assert_eq!(out, expected);
+        let resume_at = tail.position();
+        assert_eq!(resume_at, wal.durable_position());
+
+        // After a restart (a new segment) the same position goes on.
+        drop(wal);
+        let wal = Wal::open(dir.path(), true).unwrap();
+        wal.log_samples(&samples(2)).unwrap();
+        wal.commit_blocking().unwrap();
+        let mut tail = wal.tail(resume_at);
+        let mut out = Vec::new();
+        let read = tail
+            .read(wal.durable_position(), usize::MAX, &mut out)
+            .unwrap();
+        assert_eq!((read.samples, read.skipped_segments), (2, 0));
+        assert_eq!(out, samples(2));
+
+        // Segments folded into a checkpoint are skipped and counted.
+        wal.checkpoint(|_| true, |_| true).unwrap();
+        wal.log_samples(&samples(1)).unwrap();
+        wal.commit_blocking().unwrap();
+        let mut tail = wal.tail(start);
+        let mut out = Vec::new();
+        let read = tail
+            .read(wal.durable_position(), usize::MAX, &mut out)
+            .unwrap();
+        assert!(read.skipped_segments >= 2, "{read:?}");
+        assert_eq!(out, samples(1));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Builds the HTTP client of a scrape job (or remote-write queue) from its
+//! Builds the HTTP client of a scrape job or a remote-write queue from its
 //! `tls_config` and `follow_redirects`, and applies its credentials to a
 //! request. Credentials files are read per request, so a rotated token is
 //! used without a reload, as Prometheus does.
