@@ -85,14 +85,14 @@ fn check_config_says_what_is_wrong_and_where() {
     let bad = dir.path().join("bad.yml");
     std::fs::write(
         &bad,
-        "global:\n  scrape_interval: 15s\nremote_write:\n  - url: http://x\n",
+        "global:\n  scrape_interval: 15s\nremote_read:\n  - url: http://x\n",
     )
     .unwrap();
     let out = fleetmon(&["check", "config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("bad.yml:3:1:") && stderr.contains("remote_write"),
+        stderr.contains("bad.yml:3:1:") && stderr.contains("remote_read"),
         "{stderr}"
     );
     let missing = fleetmon(&["check", "config", "/nonexistent/fleetmon.yml"]);

@@ -205,7 +205,13 @@ async fn every_sample_reaches_prometheus_and_victoria_metrics_across_outages_and
     )
     .unwrap();
     let store = dir.path().join("store");
-    let flags = ["--config.file", config.to_str().unwrap()];
+    // At the stop during the outage, the queues give up after 2 s.
+    let flags = [
+        "--config.file",
+        config.to_str().unwrap(),
+        "--storage.remote.flush-deadline",
+        "2s",
+    ];
     let mut prometheus = start_prometheus(dir.path(), prometheus_port);
     let mut victoria = start_victoria_metrics(dir.path(), victoria_port);
     let server = Fleetmon::start(&store, &flags);

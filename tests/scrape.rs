@@ -292,6 +292,43 @@ async fn conformance_payloads_are_stored_as_the_real_prometheus_stores_them() {
     for (name, _) in files {
         expected.extend(prometheus_latest(port, name).await);
     }
+    // Metadata: the same families with the same type, help and unit.
+    let prometheus_metadata: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, fleetmon_metadata) = Client::admin().get(&server.url("/api/v1/metadata")).await;
+    assert_eq!(status, 200);
+    let families = |body: &Value| -> BTreeMap<String, BTreeSet<String>> {
+        body["data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(family, entries)| {
+                let entries = entries
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("{}|{}|{}", e["type"], e["help"], e["unit"]))
+                    .collect();
+                (family.clone(), entries)
+            })
+            .collect()
+    };
+    let (want, have) = (families(&prometheus_metadata), families(&fleetmon_metadata));
+    assert!(want.len() > 200, "{} families", want.len());
+    let differing: Vec<_> = want
+        .iter()
+        .filter(|(family, entries)| have.get(*family) != Some(entries))
+        .take(5)
+        .map(|(family, entries)| (family, entries, have.get(family)))
+        .collect();
+    assert!(differing.is_empty(), "metadata differs: {differing:?}");
+    assert_eq!(want.len(), have.len());
     prometheus.terminate();
     assert!(server.stop().success());
     let mut got = Latest::new();

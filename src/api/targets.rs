@@ -1,6 +1,8 @@
-//! `GET /api/v1/targets`: the scrape targets, active and dropped, with their
-//! health, in Prometheus's shape (`state=active|dropped|any`, `scrapePool`).
-//! Viewer role.
+//! What the scrape manager knows, in Prometheus's shapes, for the viewer
+//! role: `GET /api/v1/targets` (targets, active and dropped, with their
+//! health; `state=active|dropped|any`, `scrapePool`) and
+//! `GET /api/v1/metadata` (the families' type, help and unit as targets
+//! expose them; `metric`, `limit`, `limit_per_metric`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::scrape::ScrapeManager;
 pub(super) fn routes(auth: Arc<Auth>, scrape: Arc<ScrapeManager>) -> Router {
     Router::new()
         .route("/api/v1/targets", get(targets))
+        .route("/api/v1/metadata", get(metadata))
         .route_layer(middleware::from_fn_with_state(
             Gate::new(auth, Role::Viewer, reject),
             gate,
@@ -88,6 +91,44 @@ async fn targets(
             .collect();
         data.insert("droppedTargets".into(), Value::Array(list));
         data.insert("droppedTargetCounts".into(), json!(counts));
+    }
+    Ok(Json(json!({"status": "success", "data": data})))
+}
+
+async fn metadata(
+    State(scrape): State<Arc<ScrapeManager>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    // Prometheus reads a negative or absent limit as "no limit".
+    let limit = |name: &str| -> Result<Option<usize>, ApiError> {
+        match query.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| usize::try_from(n).ok())
+                .map_err(|_| {
+                    ApiError::bad_data(format!(
+                        "invalid parameter \"{name}\": \"{v}\" is not a number"
+                    ))
+                }),
+        }
+    };
+    let (limit, per_metric) = (limit("limit")?, limit("limit_per_metric")?);
+    let wanted = query.get("metric").filter(|m| !m.is_empty());
+    let mut data = Map::new();
+    for (family, entries) in scrape.metadata() {
+        if wanted.is_some_and(|w| *w != family) {
+            continue;
+        }
+        if limit.is_some_and(|l| data.len() >= l) {
+            break;
+        }
+        let list: Vec<Value> = entries
+            .iter()
+            .take(per_metric.unwrap_or(usize::MAX))
+            .map(|m| json!({"type": m.kind.as_str(), "help": m.help, "unit": m.unit}))
+            .collect();
+        data.insert(family, Value::Array(list));
     }
     Ok(Json(json!({"status": "success", "data": data})))
 }

@@ -26,8 +26,8 @@ pub(super) struct ImportArgs {
     file: PathBuf,
     /// Its format: OpenMetrics (timestamps in seconds, `# EOF` at the end) or Prometheus text
     /// (timestamps in milliseconds).
-    #[arg(long, value_enum, default_value = "openmetrics")]
-    format: FormatArg,
+    #[arg(long = "format", value_enum, default_value = "openmetrics")]
+    input_format: FormatArg,
     /// A label set on every imported series (name=value; repeatable).
     #[arg(long = "extra-label")]
     extra_labels: Vec<String>,
@@ -80,7 +80,7 @@ pub(super) fn run(args: ImportArgs) -> anyhow::Result<()> {
         }
         None => {
             let options = ImportOptions {
-                format: args.format.format(),
+                format: args.input_format.format(),
                 extra_labels,
                 default_timestamp_ms: now_ms(),
             };
@@ -168,7 +168,10 @@ async fn import_over_http(
     let request = reqwest::Client::new()
         .post(&url)
         .query(&query)
-        .header(reqwest::header::CONTENT_TYPE, args.format.content_type())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            args.input_format.content_type(),
+        )
         .body(body);
     let response = super::authenticate(request, server)?
         .send()

@@ -178,6 +178,14 @@ struct ServeArgs {
         default_value = "10s"
     )]
     shutdown_timeout: PromDuration,
+    /// How long remote-write queues keep sending what is stored at shutdown (the rest goes
+    /// out after the next start).
+    #[arg(
+        long = "storage.remote.flush-deadline",
+        env = "FLEETMON_STORAGE_REMOTE_FLUSH_DEADLINE",
+        default_value = "1m"
+    )]
+    remote_flush_deadline: PromDuration,
     /// Directory of the store (created if missing).
     #[arg(
         long = "storage.path",
@@ -348,6 +356,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         upstream,
         refresh_interval: args.refresh_interval.0.max(Duration::from_secs(1)),
         shutdown_timeout: args.shutdown_timeout.0,
+        remote_flush_deadline: args.remote_flush_deadline.0,
         admin_password: std::env::var(ADMIN_PASSWORD_ENV)
             .ok()
             .filter(|p| !p.is_empty()),

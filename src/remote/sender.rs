@@ -117,16 +117,24 @@ pub struct RemoteWriteManager {
     storage: Arc<Storage>,
     cursors: KvTree,
     metrics: Arc<QueueMetrics>,
+    flush_deadline: Duration,
     queues: Mutex<BTreeMap<String, QueueHandle>>,
 }
 
 impl RemoteWriteManager {
-    /// A manager with no queues yet; cursors live in `cursors`.
-    pub fn new(storage: Arc<Storage>, cursors: KvTree, registry: &Registry) -> RemoteWriteManager {
+    /// A manager with no queues yet; cursors live in `cursors`. At stop, a
+    /// queue sends what is durable for at most `flush_deadline`.
+    pub fn new(
+        storage: Arc<Storage>,
+        cursors: KvTree,
+        registry: &Registry,
+        flush_deadline: Duration,
+    ) -> RemoteWriteManager {
         RemoteWriteManager {
             storage,
             cursors,
             metrics: Arc::new(QueueMetrics::new(registry)),
+            flush_deadline,
             queues: Mutex::new(BTreeMap::new()),
         }
     }
@@ -221,6 +229,7 @@ impl RemoteWriteManager {
             storage: self.storage.clone(),
             cursors: self.cursors.clone(),
             metrics: self.metrics.clone(),
+            flush_deadline: self.flush_deadline,
             series: HashMap::new(),
         }
     }
@@ -268,6 +277,7 @@ struct Queue {
     storage: Arc<Storage>,
     cursors: KvTree,
     metrics: Arc<QueueMetrics>,
+    flush_deadline: Duration,
     /// Series labels as sent (relabeled, external labels added); `None`
     /// when relabeling drops the series.
     series: HashMap<SeriesRef, Option<SentLabels>>,
@@ -275,7 +285,8 @@ struct Queue {
 
 /// Why a request was given up on.
 enum SendError {
-    /// fleetmon is stopping: the batch stays unsent (the cursor does not move).
+    /// fleetmon is stopping and the flush deadline passed: the batch stays
+    /// unsent (the cursor does not move).
     Stopped,
 }
 
@@ -299,6 +310,18 @@ impl Queue {
         let mut pending: Vec<WalSample> = Vec::new();
         let mut oldest_pending: Option<Instant> = None;
         let mut last_flush = Instant::now();
+        // Once stopped, the queue drains what is durable, for at most the
+        // flush deadline; requests still failing then are given up on (the
+        // cursor stays before them, so they go out after the next start).
+        let (give_up_now, mut give_up) = watch::channel(false);
+        let flush_deadline = self.flush_deadline;
+        let mut stopped = stop.clone();
+        let deadline = tokio::spawn(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(flush_deadline).await;
+            give_up_now.send_replace(true);
+        });
+        let mut draining = false;
         loop {
             let until = self.storage.wal_durable_position();
             let room = batch_limit.saturating_sub(pending.len());
@@ -322,8 +345,8 @@ impl Queue {
                 .set(pending.len() as f64);
             let full = pending.len() >= queue.max_samples_per_send;
             let due = oldest_pending.is_some_and(|t| t.elapsed() >= queue.batch_send_deadline.0);
-            if full || due {
-                match self.send_batch(&pending, &mut stop).await {
+            if !pending.is_empty() && (full || due || draining) {
+                match self.send_batch(&pending, &mut give_up).await {
                     Ok(()) => {
                         pending.clear();
                         oldest_pending = None;
@@ -341,11 +364,15 @@ impl Queue {
                     continue; // more is waiting: no pause
                 }
             }
+            if draining && pending.is_empty() {
+                break;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                _ = stop.wait_for(|s| *s) => break,
+                _ = stop.wait_for(|s| *s), if !draining => draining = true,
             }
         }
+        deadline.abort();
         self.flush_cursor();
         tracing::info!(queue = %self.name, "remote-write queue stopped");
     }

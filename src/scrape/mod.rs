@@ -16,6 +16,7 @@
 pub mod discovery;
 pub mod exposition;
 pub mod health;
+pub mod metadata;
 pub mod scraper;
 pub mod target;
 
@@ -32,6 +33,7 @@ use crate::shutdown::Shutdown;
 use crate::storage::{AppendReport, Storage};
 use discovery::{FileDiscovery, TargetGroup};
 use health::TargetHealth;
+use metadata::{Metadata, MetadataMap};
 use scraper::{JobContext, ScrapeLoop, SeriesCache, Stop, DEFAULT_BODY_SIZE_LIMIT};
 use target::Target;
 
@@ -79,6 +81,7 @@ impl ScrapeMetrics {
 struct LoopHandle {
     target: Arc<Target>,
     health: Arc<Mutex<TargetHealth>>,
+    metadata: Arc<Mutex<Arc<MetadataMap>>>,
     stop: watch::Sender<Stop>,
     task: tokio::task::JoinHandle<SeriesCache>,
 }
@@ -249,11 +252,13 @@ impl ScrapeManager {
             }
             let target = Arc::new(target);
             let health = Arc::new(Mutex::new(TargetHealth::default()));
+            let metadata = Arc::new(Mutex::new(Arc::new(MetadataMap::new())));
             let (stop, stopped) = watch::channel(Stop::Running);
             let scrape_loop = ScrapeLoop::new(
                 target.clone(),
                 pool.context.clone(),
                 health.clone(),
+                metadata.clone(),
                 SeriesCache::default(),
             );
             let task = tokio::spawn(scrape_loop.run(stopped));
@@ -262,6 +267,7 @@ impl ScrapeManager {
                 LoopHandle {
                     target,
                     health,
+                    metadata,
                     stop,
                     task,
                 },
@@ -324,6 +330,28 @@ impl ScrapeManager {
                 self.sync(pool);
             }
         }
+    }
+
+    /// The metadata every target exposes, by family: each distinct
+    /// (type, help, unit) once, as `/api/v1/metadata` lists it.
+    pub fn metadata(&self) -> BTreeMap<String, Vec<Metadata>> {
+        let mut out: BTreeMap<String, Vec<Metadata>> = BTreeMap::new();
+        let Ok(pools) = self.pools.lock() else {
+            return out;
+        };
+        for handle in pools.values().flat_map(|p| p.loops.values()) {
+            let map = match handle.metadata.lock() {
+                Ok(map) => map.clone(),
+                Err(_) => continue,
+            };
+            for (family, metadata) in map.iter() {
+                let entries = out.entry(family.clone()).or_default();
+                if !entries.contains(metadata) {
+                    entries.push(metadata.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Every target with its last scrape, sorted by job and URL.

@@ -20,6 +20,7 @@ use crate::config::http_client::HttpClientConfig;
 use crate::config::relabel::{self, RelabelConfig};
 use crate::scrape::exposition::{self, Entry, Format, Parser};
 use crate::scrape::health::{Health, TargetHealth};
+use crate::scrape::metadata::{MetadataCache, MetadataMap};
 use crate::scrape::target::Target;
 use crate::scrape::ScrapeMetrics;
 use crate::storage::labels::{stale_nan, METRIC_NAME};
@@ -140,6 +141,7 @@ pub struct ScrapeLoop {
     job: Arc<JobContext>,
     health: Arc<Mutex<TargetHealth>>,
     cache: SeriesCache,
+    metadata: MetadataCache,
     /// Labels of the synthetic series, one per name.
     report_labels: Vec<SharedLabels>,
 }
@@ -158,6 +160,7 @@ impl ScrapeLoop {
         target: Arc<Target>,
         job: Arc<JobContext>,
         health: Arc<Mutex<TargetHealth>>,
+        metadata: Arc<Mutex<Arc<MetadataMap>>>,
         cache: SeriesCache,
     ) -> ScrapeLoop {
         let report_labels = REPORT_SERIES
@@ -174,6 +177,7 @@ impl ScrapeLoop {
             job,
             health,
             cache,
+            metadata: MetadataCache::new(metadata),
             report_labels,
         }
     }
@@ -344,7 +348,10 @@ impl ScrapeLoop {
         while let Some(entry) = parser.next_entry() {
             let sample = match entry {
                 Ok(Entry::Sample(sample)) => sample,
-                Ok(_) => continue,
+                Ok(metadata) => {
+                    self.metadata.note(&metadata, iteration);
+                    continue;
+                }
                 Err(e) => {
                     out.post_relabel = 0;
                     return Err(ScrapeError(format!("parse error: {e}")));
@@ -412,6 +419,7 @@ impl ScrapeLoop {
             }
             false
         });
+        self.metadata.publish(iteration);
         Ok(())
     }
 

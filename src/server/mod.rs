@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub refresh_interval: Duration,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_timeout: Duration,
+    /// How long remote-write queues may keep sending at shutdown.
+    pub remote_flush_deadline: Duration,
     /// The admin password to set at first start (else one is generated).
     pub admin_password: Option<String>,
 }
@@ -127,6 +129,7 @@ impl Server {
             storage.clone(),
             kv.tree(trees::REMOTE_WRITE)?,
             &registry,
+            options.remote_flush_deadline,
         ));
         let reloader = Arc::new(Reloader::new(
             options.config_source.clone(),

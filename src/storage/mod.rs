@@ -42,7 +42,7 @@ pub use kv::{trees, Kv, KvError, KvTree};
 pub use labels::{LabelError, Labels, LabelsRef};
 pub use matcher::{MatchOp, Matcher};
 
-use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput};
+use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput, BACKFILL_HINT};
 use codec::Encoding;
 use head::{Head, SealedChunk};
 use head_chunks::HeadChunkFiles;
@@ -341,7 +341,12 @@ impl Storage {
             }
         }
         blocks.sort_by_key(|b| b.meta().min_time);
-        let persisted_until = blocks.iter().map(|b| b.meta().max_time).max();
+        // Only blocks cut from the head tell how far the WAL reached blocks.
+        let persisted_until = blocks
+            .iter()
+            .filter(|b| !b.meta().compaction.hints.iter().any(|h| h == BACKFILL_HINT))
+            .map(|b| b.meta().max_time)
+            .max();
 
         let chunks_dir = dir.join(HEAD_CHUNKS_DIR);
         let chunk_files = HeadChunkFiles::open(&chunks_dir).map_err(io(&chunks_dir))?;
@@ -679,6 +684,7 @@ impl Storage {
             let compaction = Compaction {
                 level: old.meta().compaction.level,
                 sources: vec![id.clone()],
+                hints: old.meta().compaction.hints.clone(),
             };
             let written = block::write_block(
                 &self.blocks_dir,
@@ -981,6 +987,13 @@ impl Storage {
             .unwrap_or(1)
             + 1;
         let ids: Vec<String> = sources.iter().map(|b| b.meta().id.clone()).collect();
+        // A merge keeps every hint of its sources (a backfilled part stays one).
+        let mut hints: Vec<String> = sources
+            .iter()
+            .flat_map(|b| b.meta().compaction.hints.iter().cloned())
+            .collect();
+        hints.sort();
+        hints.dedup();
         let written = block::write_block(
             &self.blocks_dir,
             inputs,
@@ -989,6 +1002,7 @@ impl Storage {
             Compaction {
                 level,
                 sources: ids,
+                hints,
             },
             Encoding::Columnar,
         )
@@ -1228,6 +1242,7 @@ fn write_head_block<'a>(
         Compaction {
             level: 1,
             sources: Vec::new(),
+            hints: Vec::new(),
         },
         Encoding::Columnar,
     );

@@ -757,6 +757,13 @@ fn adjacent_blocks_merge_into_larger_ones_with_the_same_answers() {
 fn backfilled_samples_land_in_blocks_beside_the_head() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
+    // Appended while the head was young: older than the head now accepts.
+    let live: Vec<(i64, f64)> = (0..9)
+        .map(|i| (T0 - 80 * 60_000 + i * 600_000, i as f64))
+        .collect();
+    storage
+        .append_blocking(&[series(&[("__name__", "live")], &live)])
+        .unwrap();
     let name = [("__name__", "temp"), ("site", "a")];
     storage
         .append_blocking(&[series(&name, &[(T0, 20.0)])])
@@ -766,21 +773,31 @@ fn backfilled_samples_land_in_blocks_beside_the_head() {
         .rev()
         .map(|i| (T0 - 24 * 3_600_000 + i * 600_000, i as f64))
         .collect();
-    assert!(old.iter().all(|(t, _)| *t < storage.head_min_valid_time()));
+    assert!(old.iter().all(|(t, _)| *t < storage.backfill_boundary(T0)));
     let report = storage
         .backfill(vec![(labels.clone(), old.clone())])
         .unwrap();
     assert_eq!(report.samples, 100);
     // 100 samples 10 min apart span 16.5 h: nine 2 h windows.
     assert_eq!(report.blocks.len(), 9);
-    let too_new = storage.backfill(vec![(labels, vec![(T0, 1.0)])]);
-    assert!(too_new.is_err());
+
+    // A backfill right behind the head's window hides none of the head's
+    // samples after a restart, even those older than the backfill.
+    let boundary = storage.backfill_boundary(T0);
+    let behind = Labels::new([("__name__", "behind")]).unwrap();
+    storage
+        .backfill(vec![(behind, vec![(boundary - 1, 1.0)])])
+        .unwrap();
 
     let mut expected = old;
     expected.sort_by_key(|s| s.0);
     expected.push((T0, 20.0));
     drop(storage);
     let storage = open(dir.path());
+    let found_live = storage
+        .select(&[m(MatchOp::Equal, "__name__", "live")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(found_live[0].samples().unwrap(), live);
     let found = storage
         .select(&[m(MatchOp::Equal, "site", "a")], i64::MIN, i64::MAX)
         .unwrap();

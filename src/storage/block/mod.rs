@@ -226,7 +226,16 @@ pub struct Compaction {
     pub level: u32,
     /// Ids of the blocks this one was compacted from (empty at level 1).
     pub sources: Vec<String>,
+    /// How the block came to be, beyond compaction: [`BACKFILL_HINT`] for
+    /// blocks written by a backfill (and blocks merged from one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
+
+/// The [`Compaction::hints`] entry of backfilled blocks. Their samples never
+/// went through the head, so they say nothing about what the WAL still
+/// holds.
+pub const BACKFILL_HINT: &str = "backfill";
 
 /// Metadata of one chunk of a series, as returned by [`Block::series_chunks`].
 /// Pass it to [`Block::chunk`] of the same block to get the bytes; it means

@@ -140,6 +140,7 @@ fn round_trip_random_series_matches_model() {
     let compaction = Compaction {
         level: 2,
         sources: vec![new_block_id(1), new_block_id(2)],
+        hints: Vec::new(),
     };
     let meta = write_block(
         tmp.path(),
