@@ -128,18 +128,19 @@ async fn scraped_times(server: &Fleetmon, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let targets = active_targets(server).await;
+        // A target is its pool and URL: jobs may share a URL.
+        let key = |t: &Value| format!("{}|{}", t["scrapePool"], t["scrapeUrl"]);
         for t in &targets {
-            let url = t["scrapeUrl"].as_str().unwrap_or_default().to_string();
+            let url = key(t);
             let last = t["lastScrape"].as_str().unwrap_or_default().to_string();
             if !last.starts_with("0001") {
                 seen.entry(url).or_default().insert(last);
             }
         }
         let done = !targets.is_empty()
-            && targets.iter().all(|t| {
-                seen.get(t["scrapeUrl"].as_str().unwrap_or_default())
-                    .is_some_and(|s| s.len() >= n)
-            });
+            && targets
+                .iter()
+                .all(|t| seen.get(&key(t)).is_some_and(|s| s.len() >= n));
         if done {
             return;
         }
@@ -639,4 +640,130 @@ async fn the_real_node_exporter_is_scraped() {
         series.len()
     );
     assert!(read_store(&store, &[metric("node_cpu_seconds_total")]).len() >= 2);
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn tls_targets_are_checked_against_the_configured_ca() {
+    const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+    if !have_program(NODE_EXPORTER) || !have_program("/usr/bin/openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A CA, and a certificate it signs for 127.0.0.1.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fleetmon test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    std::fs::write(
+        d.join("web.yml"),
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let _exporter = Program(
+        std::process::Command::new(NODE_EXPORTER)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.config.file=web.yml")
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start node exporter"),
+    );
+    let job = |name: &str, tls: &str| {
+        format!("  - job_name: {name}\n    scheme: https\n    tls_config: {tls}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+    };
+    let config = d.join("fleetmon.yml");
+    write_config(
+        &config,
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{}{}{}",
+            job("trusted", "{ca_file: ca.crt}"),
+            job("untrusted", "{}"),
+            job("insecure", "{insecure_skip_verify: true}")
+        ),
+    );
+    let server = Fleetmon::start(
+        &d.join("store"),
+        &["--config.file", config.to_str().unwrap()],
+    );
+    scraped_times(&server, 2).await;
+    let by_job: BTreeMap<String, Value> = active_targets(&server)
+        .await
+        .into_iter()
+        .map(|t| (t["scrapePool"].as_str().unwrap_or_default().to_string(), t))
+        .collect();
+    assert_eq!(by_job["trusted"]["health"], "up", "{}", by_job["trusted"]);
+    assert_eq!(by_job["insecure"]["health"], "up", "{}", by_job["insecure"]);
+    assert_eq!(by_job["untrusted"]["health"], "down");
+    let error = by_job["untrusted"]["lastError"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(server.stop().success());
 }
