@@ -13,15 +13,15 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    create_token, free_port, have_program, prom_value, read_store, Client, Fleetmon, Program,
-    ADMIN_PASSWORD, PROMETHEUS,
+    comparable_bits, create_token, free_port, have_program, matrix_samples, prometheus_query,
+    read_store, Client, ComparableSample, Fleetmon, Program, ADMIN_PASSWORD, PROMETHEUS,
 };
 use fleetmon::storage::{MatchOp, Matcher};
 use serde_json::Value;
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 
-type Sample = (Vec<(String, String)>, i64, u64);
+type Sample = ComparableSample;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -67,7 +67,7 @@ fn stored(store: &Path) -> BTreeSet<Sample> {
     let mut out = BTreeSet::new();
     for (labels, samples) in read_store(store, &[backfill_matcher()]) {
         for (t, v) in samples {
-            out.insert((labels.clone(), t, v.to_bits()));
+            out.insert((labels.clone(), t, comparable_bits(v)));
         }
     }
     out
@@ -80,19 +80,12 @@ async fn prometheus_samples(data: &Path, at_ms: i64) -> BTreeSet<Sample> {
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
     let mut prometheus =
         Program::prometheus(&config, data, port, &["--storage.tsdb.retention.time=10y"]);
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let query = [
-        ("query", r#"{__name__=~"backfill_.*"}[31d]"#.to_string()),
-        ("time", format!("{}", at_ms as f64 / 1000.0)),
-    ];
+    let query = r#"{__name__=~"backfill_.*"}[31d]"#;
+    let at = Some(at_ms as f64 / 1000.0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let body: Value = loop {
-        let answer = http.get(&url).query(&query).send().await;
-        if let Ok(answer) = answer {
-            if let Ok(body) = answer.json::<Value>().await {
-                break body;
-            }
+    let body = loop {
+        if let Some(body) = prometheus_query(port, query, at).await {
+            break body;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -101,22 +94,7 @@ async fn prometheus_samples(data: &Path, at_ms: i64) -> BTreeSet<Sample> {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     prometheus.terminate();
-    let mut out = BTreeSet::new();
-    for series in body["data"]["result"].as_array().expect("a matrix") {
-        let mut labels: Vec<(String, String)> = series["metric"]
-            .as_object()
-            .expect("labels")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect();
-        labels.sort();
-        for point in series["values"].as_array().expect("values") {
-            let t = (point[0].as_f64().unwrap() * 1000.0).round() as i64;
-            let v = prom_value(point[1].as_str().unwrap());
-            out.insert((labels.clone(), t, v.to_bits()));
-        }
-    }
-    out
+    matrix_samples(&body)
 }
 
 fn fleetmon_command(args: &[&str]) -> std::process::Output {

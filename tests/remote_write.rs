@@ -9,21 +9,18 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use common::{
-    create_token, eventually, free_port, have_program, prom_value, Fleetmon, Program, PROMETHEUS,
+    comparable_bits, create_token, free_port, have_program, matrix_samples, prometheus_query,
+    prometheus_reaches, ComparableSample, Fleetmon, Program, PROMETHEUS,
 };
 use fleetmon::remote::wire::encode_request;
 use fleetmon::storage::{MatchOp, Matcher};
-use serde_json::Value;
-
-type SampleKey = (Vec<(String, String)>, i64, u64);
 
 /// Every sample of the series of `job` in a stopped store.
-fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<SampleKey> {
+fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<ComparableSample> {
     let job = Matcher::new(MatchOp::Equal, "job", job).expect("matcher");
     let mut out = BTreeSet::new();
     for (labels, samples) in common::read_store(storage_dir, &[job]) {
@@ -32,17 +29,6 @@ fn stored_samples(storage_dir: &Path, job: &str) -> BTreeSet<SampleKey> {
         }
     }
     out
-}
-
-/// The bits a sample is compared by: Prometheus's API prints every NaN as
-/// `NaN`, so NaN payloads are not comparable through it (stale markers are
-/// never returned by a query).
-fn comparable_bits(v: f64) -> u64 {
-    if v.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        v.to_bits()
-    }
 }
 
 #[tokio::test]
@@ -64,51 +50,12 @@ async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
     )
     .unwrap();
     let mut prometheus = Program::prometheus(&config, &dir.path().join("prometheus"), port, &[]);
-    let api = format!("http://127.0.0.1:{port}/api/v1/query");
-    let http = reqwest::Client::new();
     // Enough scrapes for a few remote-write batches.
-    eventually(Duration::from_secs(60), "8 scrapes in Prometheus", || {
-        let http = http.clone();
-        let api = api.clone();
-        async move {
-            let body: Value = http
-                .get(&api)
-                .query(&[("query", "count_over_time(up[1m])")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let count = prom_value(body["data"]["result"][0]["value"][1].as_str()?);
-            (count >= 8.0).then_some(())
-        }
-    })
-    .await;
-    let body: Value = http
-        .get(&api)
-        .query(&[("query", r#"{job="prometheus"}[10m]"#)])
-        .send()
+    prometheus_reaches(port, "count_over_time(up[1m])", 8.0).await;
+    let body = prometheus_query(port, r#"{job="prometheus"}[10m]"#, None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut expected = BTreeSet::new();
-    for series in body["data"]["result"].as_array().expect("a matrix") {
-        let labels: BTreeMap<String, String> = series["metric"]
-            .as_object()
-            .expect("labels")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect();
-        let labels: Vec<(String, String)> = labels.into_iter().collect();
-        for point in series["values"].as_array().expect("values") {
-            let t = (point[0].as_f64().expect("time") * 1000.0).round() as i64;
-            let v = prom_value(point[1].as_str().expect("value"));
-            expected.insert((labels.clone(), t, comparable_bits(v)));
-        }
-    }
+        .expect("an answer");
+    let expected = matrix_samples(&body);
     assert!(expected.len() > 500, "{} samples", expected.len());
     // SIGTERM: Prometheus sends what its queues hold before it exits.
     prometheus.terminate();
@@ -116,7 +63,7 @@ async fn every_sample_the_real_prometheus_remote_writes_is_stored() {
     assert!(server.stop().success(), "{log}");
 
     let stored = stored_samples(&dir.path().join("fleetmon"), "prometheus");
-    let missing: Vec<&SampleKey> = expected.difference(&stored).take(5).collect();
+    let missing: Vec<&ComparableSample> = expected.difference(&stored).take(5).collect();
     assert!(
         missing.is_empty(),
         "{} of {} samples missing, e.g. {missing:?}",

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use common::{
-    free_port, have_program, prom_value, read_store, Client, Fleetmon, Program, PROMETHEUS,
+    comparable_bits, free_port, have_program, matrix_samples, metric_labels, prometheus_query,
+    read_store, Client, ComparableSample, Fleetmon, Program, PROMETHEUS,
 };
 use fleetmon::storage::labels::is_stale_nan;
 use fleetmon::storage::{MatchOp, Matcher};
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
 
-type Sample = (Vec<(String, String)>, i64, u64);
+type Sample = ComparableSample;
 
 /// Serves `forwarded_total N`, N counting requests, on a loopback port.
 async fn counter_target() -> String {
@@ -70,10 +71,6 @@ fn start_victoria_metrics(dir: &Path, port: u16) -> Program {
     )
 }
 
-fn bits(v: f64) -> u64 {
-    v.to_bits()
-}
-
 /// Every non-stale sample fleetmon stored for the job.
 fn fleetmon_samples(store: &Path) -> BTreeSet<Sample> {
     let job = Matcher::new(MatchOp::Equal, "job", "counter").unwrap();
@@ -81,44 +78,16 @@ fn fleetmon_samples(store: &Path) -> BTreeSet<Sample> {
     for (labels, samples) in read_store(store, &[job]) {
         for (t, v) in samples {
             if !is_stale_nan(v) {
-                out.insert((labels.clone(), t, bits(v)));
+                out.insert((labels.clone(), t, comparable_bits(v)));
             }
         }
     }
     out
 }
 
-fn labels_of(metric: &Value) -> Vec<(String, String)> {
-    let mut labels: Vec<(String, String)> = metric
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-        .collect();
-    labels.sort();
-    labels
-}
-
 async fn prometheus_samples(port: u16) -> Option<BTreeSet<Sample>> {
-    let body: Value = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", r#"{job="counter"}[1h]"#)])
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let mut out = BTreeSet::new();
-    for series in body["data"]["result"].as_array()? {
-        let labels = labels_of(&series["metric"]);
-        for point in series["values"].as_array()? {
-            let t = (point[0].as_f64()? * 1000.0).round() as i64;
-            let v = prom_value(point[1].as_str()?);
-            out.insert((labels.clone(), t, bits(v)));
-        }
-    }
-    Some(out)
+    let body = prometheus_query(port, r#"{job="counter"}[1h]"#, None).await?;
+    Some(matrix_samples(&body))
 }
 
 async fn victoria_samples(port: u16) -> Option<BTreeSet<Sample>> {
@@ -134,13 +103,13 @@ async fn victoria_samples(port: u16) -> Option<BTreeSet<Sample>> {
     let mut out = BTreeSet::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let series: Value = serde_json::from_str(line).ok()?;
-        let labels = labels_of(&series["metric"]);
+        let labels = metric_labels(&series["metric"]);
         let values = series["values"].as_array()?;
         let timestamps = series["timestamps"].as_array()?;
         for (v, t) in values.iter().zip(timestamps) {
             let v = v.as_f64().unwrap_or(f64::NAN);
             if !v.is_nan() {
-                out.insert((labels.clone(), t.as_i64()?, bits(v)));
+                out.insert((labels.clone(), t.as_i64()?, comparable_bits(v)));
             }
         }
     }

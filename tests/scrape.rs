@@ -18,8 +18,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::{
-    eventually, free_port, have_program, prom_value, read_store, Client, Fleetmon, Program,
-    StoredSeries, PROMETHEUS,
+    eventually, free_port, have_program, metric_labels, prom_value, prometheus_query,
+    prometheus_reaches, read_store, Client, Fleetmon, Program, StoredSeries, PROMETHEUS,
 };
 use fleetmon::storage::labels::is_stale_nan;
 use fleetmon::storage::{MatchOp, Matcher};
@@ -121,6 +121,15 @@ async fn active_targets(server: &Fleetmon) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The active targets by scrape pool (one target per pool in these tests).
+async fn targets_by_pool(server: &Fleetmon) -> BTreeMap<String, Value> {
+    active_targets(server)
+        .await
+        .into_iter()
+        .map(|t| (t["scrapePool"].as_str().unwrap_or_default().to_string(), t))
+        .collect()
+}
+
 /// Waits until every active target of fleetmon has been scraped `n` times
 /// (judged by `lastScrape` changing), at most a minute.
 async fn scraped_times(server: &Fleetmon, n: usize) {
@@ -201,28 +210,17 @@ fn latest_entry(labels: Vec<(String, String)>, value: f64) -> (Vec<(String, Stri
 
 /// The latest sample of every series Prometheus holds for `job`.
 async fn prometheus_latest(port: u16, job: &str) -> Latest {
-    let body: Value = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", format!("{{job=\"{job}\"}}"))])
-        .send()
+    let body = prometheus_query(port, &format!("{{job=\"{job}\"}}"), None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect("an answer");
     body["data"]["result"]
         .as_array()
         .expect("a vector")
         .iter()
         .map(|series| {
-            let labels: BTreeMap<String, String> = series["metric"]
-                .as_object()
-                .expect("labels")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
+            let labels = normalized(metric_labels(&series["metric"]));
             let value = prom_value(series["value"][1].as_str().expect("value"));
-            latest_entry(normalized(labels.into_iter().collect()), value)
+            latest_entry(labels, value)
         })
         .collect()
 }
@@ -268,24 +266,7 @@ async fn conformance_payloads_are_stored_as_the_real_prometheus_stores_them() {
         &["--config.file", config_path.to_str().unwrap()],
     );
     scraped_times(&server, 3).await;
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(60), "3 scrapes in Prometheus", || {
-        let http = http.clone();
-        async move {
-            let body: Value = http
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", "min(count_over_time(up[1m]))")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let count = prom_value(body["data"]["result"][0]["value"][1].as_str()?);
-            (count >= 3.0).then_some(())
-        }
-    })
-    .await;
+    prometheus_reaches(port, "min(count_over_time(up[1m]))", 3.0).await;
     for t in active_targets(&server).await {
         assert_eq!(t["health"], "up", "{t}");
     }
@@ -392,16 +373,7 @@ async fn staleness_limits_and_label_clashes_follow_prometheus() {
     scraped_times(&server, 4).await;
     targets.set("a", StatusCode::INTERNAL_SERVER_ERROR, "");
     scraped_times(&server, 6).await;
-    let by_job: BTreeMap<String, Value> = active_targets(&server)
-        .await
-        .into_iter()
-        .map(|t| {
-            (
-                t["labels"]["job"].as_str().unwrap_or_default().to_string(),
-                t,
-            )
-        })
-        .collect();
+    let by_job = targets_by_pool(&server).await;
     assert_eq!(by_job["a"]["health"], "down");
     assert_eq!(
         by_job["a"]["lastError"],
@@ -584,11 +556,7 @@ async fn authenticated_targets_get_their_credentials() {
         &["--config.file", config.to_str().unwrap()],
     );
     scraped_times(&server, 2).await;
-    let by_job: BTreeMap<String, Value> = active_targets(&server)
-        .await
-        .into_iter()
-        .map(|t| (t["scrapePool"].as_str().unwrap_or_default().to_string(), t))
-        .collect();
+    let by_job = targets_by_pool(&server).await;
     assert_eq!(by_job["secret"]["health"], "up", "{}", by_job["secret"]);
     assert_eq!(by_job["wrong"]["health"], "down");
     assert!(by_job["wrong"]["lastError"]
@@ -753,11 +721,7 @@ async fn tls_targets_are_checked_against_the_configured_ca() {
         &["--config.file", config.to_str().unwrap()],
     );
     scraped_times(&server, 2).await;
-    let by_job: BTreeMap<String, Value> = active_targets(&server)
-        .await
-        .into_iter()
-        .map(|t| (t["scrapePool"].as_str().unwrap_or_default().to_string(), t))
-        .collect();
+    let by_job = targets_by_pool(&server).await;
     assert_eq!(by_job["trusted"]["health"], "up", "{}", by_job["trusted"]);
     assert_eq!(by_job["insecure"]["health"], "up", "{}", by_job["insecure"]);
     assert_eq!(by_job["untrusted"]["health"], "down");

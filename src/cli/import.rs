@@ -31,17 +31,8 @@ pub(super) struct ImportArgs {
     /// A label set on every imported series (name=value; repeatable).
     #[arg(long = "extra-label")]
     extra_labels: Vec<String>,
-    /// The store of a stopped fleetmon.
-    #[arg(
-        long = "storage.path",
-        env = "FLEETMON_STORAGE_PATH",
-        default_value = "data"
-    )]
-    storage_path: PathBuf,
-    /// A running fleetmon to import into instead (e.g. http://localhost:8000); authenticates
-    /// with FLEETMON_TOKEN (editor), or FLEETMON_USER (default admin) and FLEETMON_PASSWORD.
-    #[arg(long, env = "FLEETMON_SERVER")]
-    server: Option<String>,
+    #[command(flatten)]
+    target: super::StoreTarget,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -74,7 +65,7 @@ pub(super) fn run(args: ImportArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = Progress::new(&args.file, size);
-    let summary = match &args.server {
+    let summary = match &args.target.server {
         Some(server) => {
             super::runtime()?.block_on(import_over_http(server, &args, file, progress))?
         }
@@ -84,7 +75,7 @@ pub(super) fn run(args: ImportArgs) -> anyhow::Result<()> {
                 extra_labels,
                 default_timestamp_ms: now_ms(),
             };
-            import_offline(&args.storage_path, options, file, progress)?
+            import_offline(&args.target.storage_path, options, file, progress)?
         }
     };
     print_summary(&summary);

@@ -81,19 +81,19 @@ enum TokenCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
         #[command(flatten)]
-        target: TokenTarget,
+        target: StoreTarget,
     },
     /// List tokens (never their secrets).
     List {
         #[command(flatten)]
-        target: TokenTarget,
+        target: StoreTarget,
     },
     /// Revoke a token by id (or by the token itself).
     Revoke {
         /// The token's id, as `token list` shows it.
         id: String,
         #[command(flatten)]
-        target: TokenTarget,
+        target: StoreTarget,
     },
 }
 
@@ -117,9 +117,9 @@ impl From<RoleArg> for Role {
     }
 }
 
-/// Where a token command acts: a stopped store, or a running server.
+/// Where a token or import command acts: a stopped store, or a running server.
 #[derive(Debug, Args)]
-struct TokenTarget {
+struct StoreTarget {
     /// The store of a stopped fleetmon.
     #[arg(
         long = "storage.path",

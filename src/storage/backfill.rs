@@ -5,11 +5,10 @@
 //! (a later source wins a tie) and block merging folds them together.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use super::block::{self, Block, BlockError, BlockMeta, Compaction, SeriesInput, BACKFILL_HINT};
+use super::block::{self, BlockError, BlockMeta, Compaction, SeriesInput, BACKFILL_HINT};
 use super::codec::{self, Encoding};
-use super::{merge_in_time_order, write_lock, Labels, Storage, StorageError};
+use super::{merge_in_time_order, Labels, Storage, StorageError};
 
 /// The series of one block-range window and their samples in it.
 type WindowSeries<'a> = Vec<(&'a Labels, Vec<(i64, f64)>)>;
@@ -95,14 +94,7 @@ impl Storage {
             )
             .map_err(StorageError::BlockWrite)?;
             if let Some(meta) = written {
-                let opened = Block::open(
-                    &self.blocks_dir.join(&meta.id),
-                    self.options.block_cache_bytes,
-                )
-                .map_err(StorageError::BlockWrite)?;
-                let mut blocks = write_lock(&self.blocks);
-                blocks.push(Arc::new(opened));
-                blocks.sort_by_key(|b| b.meta().min_time);
+                self.publish_block(&meta, &[])?;
                 report.blocks.push(meta);
             }
         }

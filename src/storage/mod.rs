@@ -818,14 +818,7 @@ impl Storage {
             window_end - 1,
         )?;
         if let Some(meta) = &written {
-            let opened = Block::open(
-                &self.blocks_dir.join(&meta.id),
-                self.options.block_cache_bytes,
-            )
-            .map_err(StorageError::BlockWrite)?;
-            let mut blocks = write_lock(&self.blocks);
-            blocks.push(Arc::new(opened));
-            blocks.sort_by_key(|b| b.meta().min_time);
+            self.publish_block(meta, &[])?;
         }
         // Only now that the block is durable may the head and the WAL let go.
         let dropped = self
@@ -845,6 +838,24 @@ impl Storage {
             "head window written to a block"
         );
         Ok(written)
+    }
+
+    /// Opens a block just written and serves it in place of `replacing`.
+    fn publish_block(
+        &self,
+        meta: &BlockMeta,
+        replacing: &[Arc<Block>],
+    ) -> Result<(), StorageError> {
+        let opened = Block::open(
+            &self.blocks_dir.join(&meta.id),
+            self.options.block_cache_bytes,
+        )
+        .map_err(StorageError::BlockWrite)?;
+        let mut blocks = write_lock(&self.blocks);
+        blocks.retain(|b| !replacing.iter().any(|r| Arc::ptr_eq(r, b)));
+        blocks.push(Arc::new(opened));
+        blocks.sort_by_key(|b| b.meta().min_time);
+        Ok(())
     }
 
     /// Everything compaction does, as often as there is work: head windows
@@ -1017,17 +1028,7 @@ impl Storage {
         let Some(meta) = written else {
             return Ok(None);
         };
-        let merged = Block::open(
-            &self.blocks_dir.join(&meta.id),
-            self.options.block_cache_bytes,
-        )
-        .map_err(StorageError::BlockWrite)?;
-        {
-            let mut list = write_lock(&self.blocks);
-            list.retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
-            list.push(Arc::new(merged));
-            list.sort_by_key(|b| b.meta().min_time);
-        }
+        self.publish_block(&meta, &sources)?;
         for b in &sources {
             if let Err(e) = std::fs::remove_dir_all(b.dir()) {
                 tracing::error!(block = b.meta().id, error = %e, "could not delete a block merged into a larger one");

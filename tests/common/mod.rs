@@ -3,6 +3,7 @@
 //! it with SIGTERM as an operator would.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -355,4 +356,73 @@ pub fn read_store(
             (series.labels.pairs().to_vec(), samples)
         })
         .collect()
+}
+
+/// A sample as compared across stores: sorted labels, timestamp (ms) and
+/// value bits, every NaN made the same NaN (Prometheus's API prints them
+/// all as `NaN`, so their payloads cannot be compared through it).
+pub type ComparableSample = (Vec<(String, String)>, i64, u64);
+
+/// The value bits a sample is compared by (see [`ComparableSample`]).
+pub fn comparable_bits(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
+/// The labels of a Prometheus API result's `metric` object, sorted.
+pub fn metric_labels(metric: &Value) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = metric
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+/// Asks the Prometheus on `port` an instant `query` (at `time`, seconds, if
+/// given); `None` while it does not answer.
+pub async fn prometheus_query(port: u16, query: &str, time: Option<f64>) -> Option<Value> {
+    let mut params = vec![("query", query.to_string())];
+    if let Some(time) = time {
+        params.push(("time", time.to_string()));
+    }
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&params)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Waits (at most a minute) until the Prometheus on `port` answers `query`
+/// with a first value of at least `n`.
+pub async fn prometheus_reaches(port: u16, query: &str, n: f64) {
+    eventually(Duration::from_secs(60), query, || async {
+        let body = prometheus_query(port, query, None).await?;
+        let value = prom_value(body["data"]["result"][0]["value"][1].as_str()?);
+        (value >= n).then_some(())
+    })
+    .await;
+}
+
+/// The samples of a range-vector answer (`resultType: matrix`).
+pub fn matrix_samples(body: &Value) -> BTreeSet<ComparableSample> {
+    let mut out = BTreeSet::new();
+    for series in body["data"]["result"].as_array().into_iter().flatten() {
+        let labels = metric_labels(&series["metric"]);
+        for point in series["values"].as_array().into_iter().flatten() {
+            let t = (point[0].as_f64().unwrap_or_default() * 1000.0).round() as i64;
+            let v = prom_value(point[1].as_str().unwrap_or("NaN"));
+            out.insert((labels.clone(), t, comparable_bits(v)));
+        }
+    }
+    out
 }
