@@ -59,6 +59,8 @@ fn start(name: &'static str, dir: &Path) -> Option<Target> {
             vec![
                 format!("--web.listen-address=127.0.0.1:{port}"),
                 format!("--storage.path={}", dir.display()),
+                // No scrape jobs: only the remote-written workload is measured.
+                format!("--config.file={}", empty_config(dir).display()),
                 "--log.level=warn".into(),
             ],
             "/api/v1/write",
