@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod promql;
 pub mod remote;
 pub mod scrape;
 pub mod server;

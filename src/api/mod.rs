@@ -7,6 +7,8 @@
 
 pub mod error;
 mod import;
+pub mod query;
+mod status;
 mod targets;
 pub mod time;
 mod tokens;
@@ -21,8 +23,15 @@ use crate::scrape::ScrapeManager;
 use crate::storage::Storage;
 
 /// The `/api/v1` routes.
-pub fn routes(auth: Arc<Auth>, storage: Arc<Storage>, scrape: Arc<ScrapeManager>) -> Router {
+pub fn routes(
+    auth: Arc<Auth>,
+    storage: Arc<Storage>,
+    scrape: Arc<ScrapeManager>,
+    query: Arc<query::QueryApi>,
+) -> Router {
     tokens::routes(auth.clone())
+        .merge(query::routes(auth.clone(), query))
+        .merge(status::routes(auth.clone()))
         .merge(write::routes(auth.clone(), storage.clone()))
         .merge(import::routes(auth.clone(), storage))
         .merge(targets::routes(auth, scrape))

@@ -186,6 +186,34 @@ struct ServeArgs {
         default_value = "1m"
     )]
     remote_flush_deadline: PromDuration,
+    /// How far back a query looks for a series' latest sample.
+    #[arg(
+        long = "query.lookback-delta",
+        env = "FLEETMON_QUERY_LOOKBACK_DELTA",
+        default_value = "5m"
+    )]
+    query_lookback_delta: PromDuration,
+    /// Longest a query may run.
+    #[arg(
+        long = "query.timeout",
+        env = "FLEETMON_QUERY_TIMEOUT",
+        default_value = "2m"
+    )]
+    query_timeout: PromDuration,
+    /// Most samples a query may hold in memory at once.
+    #[arg(
+        long = "query.max-samples",
+        env = "FLEETMON_QUERY_MAX_SAMPLES",
+        default_value_t = 50_000_000
+    )]
+    query_max_samples: usize,
+    /// Most queries evaluated at once (the others wait).
+    #[arg(
+        long = "query.max-concurrency",
+        env = "FLEETMON_QUERY_MAX_CONCURRENCY",
+        default_value_t = 20
+    )]
+    query_max_concurrency: usize,
     /// Directory of the store (created if missing).
     #[arg(
         long = "storage.path",
@@ -357,6 +385,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         refresh_interval: args.refresh_interval.0.max(Duration::from_secs(1)),
         shutdown_timeout: args.shutdown_timeout.0,
         remote_flush_deadline: args.remote_flush_deadline.0,
+        query: crate::promql::EngineOptions {
+            lookback_delta_ms: args.query_lookback_delta.0.as_millis() as i64,
+            timeout: args.query_timeout.0,
+            max_samples: args.query_max_samples,
+        },
+        query_concurrency: args.query_max_concurrency,
         admin_password: std::env::var(ADMIN_PASSWORD_ENV)
             .ok()
             .filter(|p| !p.is_empty()),

@@ -21,11 +21,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
+use crate::api::query::QueryApi;
 use crate::auth::http::{gate, Gate};
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV, ADMIN_USER};
 use crate::config::{Config, ConfigSource};
 use crate::fleet::{Fleet, UpstreamConfig};
 use crate::metrics::{Format, ProcessCollector, Registry};
+use crate::promql::{Engine, EngineOptions};
 use crate::remote::sender::RemoteWriteManager;
 use crate::scrape::ScrapeManager;
 use crate::shutdown;
@@ -56,6 +58,10 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// How long remote-write queues may keep sending at shutdown.
     pub remote_flush_deadline: Duration,
+    /// The query engine's limits.
+    pub query: EngineOptions,
+    /// Queries evaluated at once (`--query.max-concurrency`).
+    pub query_concurrency: usize,
     /// The admin password to set at first start (else one is generated).
     pub admin_password: Option<String>,
 }
@@ -125,6 +131,11 @@ impl Server {
         )));
 
         let scrape = Arc::new(ScrapeManager::new(storage.clone(), &registry));
+        let query = Arc::new(QueryApi {
+            engine: Engine::new(storage.clone(), options.query),
+            storage: storage.clone(),
+            concurrency: tokio::sync::Semaphore::new(options.query_concurrency.max(1)),
+        });
         let remote = Arc::new(RemoteWriteManager::new(
             storage.clone(),
             kv.tree(trees::REMOTE_WRITE)?,
@@ -153,7 +164,12 @@ impl Server {
             .route("/-/ready", get(|| async { "fleetmon is Ready.\n" }))
             .merge(crate::fleet::api::routes(fleet.clone(), auth.clone()))
             .merge(lifecycle)
-            .merge(crate::api::routes(auth, storage.clone(), scrape.clone()))
+            .merge(crate::api::routes(
+                auth,
+                storage.clone(),
+                scrape.clone(),
+                query,
+            ))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));
 

@@ -1137,6 +1137,20 @@ impl Storage {
         Ok(names.into_iter().collect())
     }
 
+    /// The label sets of the series matching `matchers` with samples in
+    /// `[mint, maxt]`, sorted; no chunk is read.
+    pub fn series_labels_matching(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, StorageError> {
+        Ok(self
+            .matching_labels(matchers, mint, maxt)?
+            .into_iter()
+            .collect())
+    }
+
     /// Values of label `name` among the series matching `matchers` in `[mint, maxt]`, sorted.
     pub fn label_values(
         &self,

@@ -1,0 +1,364 @@
+//! The read side of Prometheus's HTTP API, for the viewer role: `query`,
+//! `query_range`, `series`, `labels` and `label/{name}/values`, by GET or
+//! form-encoded POST as Grafana sends them. Answers in Prometheus's
+//! envelope: values as `[unix_seconds, "string"]`, `warnings` and `infos`,
+//! errors with Prometheus's `errorType` and status (400 `bad_data`, 422
+//! `execution`, 503 `timeout`, 500 `internal`). Queries run on blocking
+//! threads, at most `--query.max-concurrency` at once.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use serde_json::{json, Map, Value as Json_};
+
+use super::error::{reject, ApiError};
+use super::time::{parse_duration, parse_time};
+use crate::auth::http::{gate, Gate};
+use crate::auth::{Auth, Role};
+use crate::clock::now_ms;
+use crate::promql::{Engine, QueryError, QueryResult, Value};
+use crate::storage::{Labels, MatchOp, Matcher, Storage};
+
+/// Most points a range query may return per series, as Prometheus.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// What the query handlers share.
+pub struct QueryApi {
+    /// The engine.
+    pub engine: Engine,
+    /// The store, for the label and series endpoints.
+    pub storage: Arc<Storage>,
+    /// Bounds queries running at once (`--query.max-concurrency`).
+    pub concurrency: tokio::sync::Semaphore,
+}
+
+pub(super) fn routes(auth: Arc<Auth>, api: Arc<QueryApi>) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(instant).post(instant))
+        .route("/api/v1/query_range", get(range).post(range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route_layer(middleware::from_fn_with_state(
+            Gate::new(auth, Role::Viewer, reject),
+            gate,
+        ))
+        .with_state(api)
+}
+
+type Params = Vec<(String, String)>;
+
+fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn time_param(params: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
+    match param(params, name) {
+        None => Ok(default),
+        Some(text) => parse_time(text)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
+    }
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError {
+        status,
+        error_type: e.error_type(),
+        message: e.message().to_string(),
+    }
+}
+
+/// Runs a query on a blocking thread, within the concurrency limit.
+async fn run(
+    api: Arc<QueryApi>,
+    query: impl FnOnce(&Engine) -> Result<QueryResult, QueryError> + Send + 'static,
+) -> Result<QueryResult, ApiError> {
+    let _permit = api
+        .concurrency
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the query queue is closed"))?;
+    let worker = api.clone();
+    tokio::task::spawn_blocking(move || query(&worker.engine))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(query_error)
+}
+
+async fn instant(State(api): State<Arc<QueryApi>>, Form(params): Form<Params>) -> Response {
+    let prepared = (|| {
+        let query = param(&params, "query")
+            .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
+            .to_string();
+        let time = time_param(&params, "time", now_ms())?;
+        Ok::<_, ApiError>((query, time))
+    })();
+    let (query, time) = match prepared {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match run(api, move |engine| engine.instant(&query, time)).await {
+        Ok(result) => success(result),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn range(State(api): State<Arc<QueryApi>>, Form(params): Form<Params>) -> Response {
+    let prepared = (|| {
+        let query = param(&params, "query")
+            .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
+            .to_string();
+        let start = param(&params, "start")
+            .ok_or_else(|| {
+                ApiError::bad_data(
+                    "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
+                )
+            })
+            .and_then(|t| {
+                parse_time(t)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"start\": {e}")))
+            })?;
+        let end = param(&params, "end")
+            .ok_or_else(|| {
+                ApiError::bad_data(
+                    "invalid parameter \"end\": cannot parse \"\" to a valid timestamp",
+                )
+            })
+            .and_then(|t| {
+                parse_time(t)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"end\": {e}")))
+            })?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"end\": end timestamp must not be before start time",
+            ));
+        }
+        let step = param(&params, "step")
+            .ok_or_else(|| {
+                ApiError::bad_data(
+                    "invalid parameter \"step\": cannot parse \"\" to a valid duration",
+                )
+            })
+            .and_then(|s| {
+                parse_duration(s)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))
+            })?;
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end - start) / step > MAX_POINTS_PER_SERIES {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        Ok((query, start, end, step))
+    })();
+    let (query, start, end, step) = match prepared {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match run(api, move |engine| engine.range(&query, start, end, step)).await {
+        Ok(result) => success(result),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Seconds with millisecond precision, as Prometheus writes sample times.
+fn seconds(t: i64) -> Json_ {
+    json!(t as f64 / 1000.0)
+}
+
+fn labels_json(labels: &Labels) -> Json_ {
+    let map: Map<String, Json_> = labels
+        .pairs()
+        .iter()
+        .map(|(n, v)| (n.clone(), Json_::String(v.clone())))
+        .collect();
+    Json_::Object(map)
+}
+
+fn point(t: i64, v: f64) -> Json_ {
+    json!([seconds(t), crate::promql::format_value(v)])
+}
+
+fn success(result: QueryResult) -> Response {
+    let (result_type, data) = match &result.value {
+        Value::Scalar { t, v } => ("scalar", point(*t, *v)),
+        Value::String { t, v } => ("string", json!([seconds(*t), v])),
+        Value::Vector(samples) => (
+            "vector",
+            Json_::Array(
+                samples
+                    .iter()
+                    .map(|s| json!({"metric": labels_json(&s.labels), "value": point(s.t, s.v)}))
+                    .collect(),
+            ),
+        ),
+        Value::Matrix(series) => (
+            "matrix",
+            Json_::Array(
+                series
+                    .iter()
+                    .map(|s| {
+                        let values: Vec<Json_> =
+                            s.points.iter().map(|(t, v)| point(*t, *v)).collect();
+                        json!({"metric": labels_json(&s.labels), "values": values})
+                    })
+                    .collect(),
+            ),
+        ),
+    };
+    let mut body =
+        json!({"status": "success", "data": {"resultType": result_type, "result": data}});
+    if !result.warnings.is_empty() {
+        body["warnings"] = json!(result.warnings);
+    }
+    if !result.infos.is_empty() {
+        body["infos"] = json!(result.infos);
+    }
+    Json(body).into_response()
+}
+
+/// The matchers of each `match[]` selector.
+fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let mut out = Vec::new();
+    for (_, text) in params.iter().filter(|(k, _)| k == "match[]") {
+        let expr = promql_parser::parser::parse(text)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+        let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"match[]\": {text:?} is not a series selector"
+            )));
+        };
+        let mut matchers = Vec::new();
+        if let Some(name) = &selector.name {
+            matchers.push(matcher(MatchOp::Equal, "__name__", name)?);
+        }
+        for m in &selector.matchers.matchers {
+            use promql_parser::label::MatchOp as P;
+            let op = match m.op {
+                P::Equal => MatchOp::Equal,
+                P::NotEqual => MatchOp::NotEqual,
+                P::Re(_) => MatchOp::Regex,
+                P::NotRe(_) => MatchOp::NotRegex,
+            };
+            matchers.push(matcher(op, &m.name, &m.value)?);
+        }
+        out.push(matchers);
+    }
+    Ok(out)
+}
+
+fn matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, ApiError> {
+    Matcher::new(op, name, value).map_err(|e| ApiError::bad_data(e.to_string()))
+}
+
+fn range_params(params: &Params) -> Result<(i64, i64), ApiError> {
+    Ok((
+        time_param(params, "start", i64::MIN / 2)?,
+        time_param(params, "end", i64::MAX / 2)?,
+    ))
+}
+
+fn limit_param(params: &Params) -> Result<usize, ApiError> {
+    match param(params, "limit") {
+        None => Ok(usize::MAX),
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(n as usize),
+            // Zero or negative: no limit, as Prometheus.
+            Ok(_) => Ok(usize::MAX),
+            Err(_) => Err(ApiError::bad_data(format!(
+                "invalid parameter \"limit\": cannot parse \"{text}\": must be a number"
+            ))),
+        },
+    }
+}
+
+/// Runs a store read on a blocking thread.
+async fn read<T: Send + 'static>(
+    api: Arc<QueryApi>,
+    f: impl FnOnce(&Storage) -> Result<T, crate::storage::StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || f(&api.storage))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn series(
+    State(api): State<Arc<QueryApi>>,
+    Form(params): Form<Params>,
+) -> Result<Json<Json_>, ApiError> {
+    let sets = selectors(&params)?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let (start, end) = range_params(&params)?;
+    let limit = limit_param(&params)?;
+    let found = read(api, move |storage| {
+        let mut all = std::collections::BTreeSet::new();
+        for matchers in &sets {
+            all.extend(storage.series_labels_matching(matchers, start, end)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    let list: Vec<Json_> = found.iter().take(limit).map(labels_json).collect();
+    Ok(Json(json!({"status": "success", "data": list})))
+}
+
+async fn labels(
+    State(api): State<Arc<QueryApi>>,
+    Form(params): Form<Params>,
+) -> Result<Json<Json_>, ApiError> {
+    let sets = selectors(&params)?;
+    let (start, end) = range_params(&params)?;
+    let limit = limit_param(&params)?;
+    let names = read(api, move |storage| {
+        let mut all = std::collections::BTreeSet::new();
+        if sets.is_empty() {
+            all.extend(storage.label_names(&[], start, end)?);
+        }
+        for matchers in &sets {
+            all.extend(storage.label_names(matchers, start, end)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    let list: Vec<&String> = names.iter().take(limit).collect();
+    Ok(Json(json!({"status": "success", "data": list})))
+}
+
+async fn label_values(
+    State(api): State<Arc<QueryApi>>,
+    Path(name): Path<String>,
+    Form(params): Form<Params>,
+) -> Result<Json<Json_>, ApiError> {
+    let sets = selectors(&params)?;
+    let (start, end) = range_params(&params)?;
+    let limit = limit_param(&params)?;
+    let values = read(api, move |storage| {
+        let mut all = std::collections::BTreeSet::new();
+        if sets.is_empty() {
+            all.extend(storage.label_values(&name, &[], start, end)?);
+        }
+        for matchers in &sets {
+            all.extend(storage.label_values(&name, matchers, start, end)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    let list: Vec<&String> = values.iter().take(limit).collect();
+    Ok(Json(json!({"status": "success", "data": list})))
+}

@@ -1,0 +1,48 @@
+//! Status endpoints Grafana and Prometheus tools call, for the viewer role:
+//! `status/buildinfo` (Prometheus's shape, without `features`, so Grafana
+//! takes fleetmon for a Prometheus and not a Mimir) and `query_exemplars`
+//! (fleetmon keeps no exemplars: always an empty list, which is what
+//! Grafana's exemplar probe needs, even with its millisecond times).
+
+use std::sync::Arc;
+
+use axum::extract::Form;
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use serde_json::{json, Value};
+
+use super::error::{reject, ApiError};
+use crate::auth::http::{gate, Gate};
+use crate::auth::{Auth, Role};
+
+pub(super) fn routes(auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .route_layer(middleware::from_fn_with_state(
+            Gate::new(auth, Role::Viewer, reject),
+            gate,
+        ))
+}
+
+async fn buildinfo() -> Json<Value> {
+    Json(json!({
+        "status": "success",
+        "data": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": option_env!("FLEETMON_REVISION").unwrap_or("unknown"),
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "",
+        }
+    }))
+}
+
+async fn exemplars(Form(params): Form<Vec<(String, String)>>) -> Result<Json<Value>, ApiError> {
+    let query = params.iter().find(|(k, _)| k == "query").map(|(_, v)| v);
+    if let Some(query) = query {
+        promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;
+    }
+    Ok(Json(json!({"status": "success", "data": []})))
+}

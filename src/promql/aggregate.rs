@@ -1,0 +1,425 @@
+//! Aggregation operators (`sum`, `avg`, `min`, `max`, `count`, `group`,
+//! `stddev`, `stdvar`, `quantile`, `topk`, `bottomk`, `limitk`,
+//! `limit_ratio`, `count_values`) with `by`/`without`, step by step. Groups
+//! are computed once per series; `sum` and `avg` use Kahan-compensated
+//! sums as Prometheus 3 does.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::token::TokenId;
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMITK, T_LIMIT_RATIO, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use super::eval::{absent, Evaluated, Evaluator, Grid, Row, ABSENT};
+use super::functions;
+use super::value::QueryError;
+use crate::storage::labels::METRIC_NAME;
+use crate::storage::Labels;
+
+/// Evaluates an aggregation.
+pub fn eval(
+    ev: &mut Evaluator<'_>,
+    expr: &AggregateExpr,
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let op = expr.op.id();
+    let param = match &expr.param {
+        Some(param) => Some(ev.eval(param, grid)?),
+        None => None,
+    };
+    let rows = match ev.eval(&expr.expr, grid)? {
+        Evaluated::Vector(rows) => rows,
+        _ => {
+            return Err(QueryError::BadData(
+                "expected type instant vector in aggregation expression".into(),
+            ))
+        }
+    };
+    let modifier = expr.modifier.as_ref();
+    match op {
+        T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
+            let values = scalar_param(param, "k")?;
+            select_series(op, rows, modifier, &values, grid)
+        }
+        T_COUNT_VALUES => {
+            let label = match param {
+                Some(Evaluated::String(label)) => label,
+                _ => {
+                    return Err(QueryError::BadData(
+                        "count_values needs a label name".into(),
+                    ))
+                }
+            };
+            count_values(&label, rows, modifier, grid)
+        }
+        _ => {
+            let phi = if op == T_QUANTILE {
+                Some(scalar_param(param, "quantile")?)
+            } else {
+                None
+            };
+            if let Some(phi) = &phi {
+                if let Some(q) = phi
+                    .iter()
+                    .find(|q| !absent(**q) && !(0.0..=1.0).contains(*q))
+                {
+                    ev.notes.warn(functions::notes::invalid_quantile(*q));
+                }
+            }
+            Ok(Evaluated::Vector(reduce(
+                op,
+                rows,
+                modifier,
+                phi.as_deref(),
+                grid,
+            )))
+        }
+    }
+}
+
+fn scalar_param(param: Option<Evaluated>, what: &str) -> Result<Vec<f64>, QueryError> {
+    match param {
+        Some(Evaluated::Scalar(values)) => Ok(values),
+        _ => Err(QueryError::BadData(format!(
+            "expected type scalar for the {what} parameter"
+        ))),
+    }
+}
+
+/// The labels of a series' group.
+fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    let pairs = match modifier {
+        Some(LabelModifier::Include(names)) => labels
+            .pairs()
+            .iter()
+            .filter(|(n, _)| names.labels.contains(n))
+            .cloned()
+            .collect(),
+        Some(LabelModifier::Exclude(names)) => labels
+            .pairs()
+            .iter()
+            .filter(|(n, _)| n != METRIC_NAME && !names.labels.contains(n))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    Labels::from_sorted(pairs)
+}
+
+/// Series indices by group, groups in order of first appearance.
+fn groups(rows: &[Row], modifier: Option<&LabelModifier>) -> Vec<(Labels, Vec<usize>)> {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<(Labels, Vec<usize>)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let labels = group_labels(&row.labels, modifier);
+        match index.get(&labels) {
+            Some(&g) => out[g].1.push(i),
+            None => {
+                index.insert(labels.clone(), out.len());
+                out.push((labels, vec![i]));
+            }
+        }
+    }
+    out
+}
+
+/// Kahan-compensated running sum.
+#[derive(Default, Clone, Copy)]
+struct Kahan {
+    sum: f64,
+    compensation: f64,
+}
+
+impl Kahan {
+    fn add(&mut self, v: f64) {
+        let t = self.sum + v;
+        if t.is_infinite() {
+            self.compensation = 0.0;
+        } else if self.sum.abs() >= v.abs() {
+            self.compensation += (self.sum - t) + v;
+        } else {
+            self.compensation += (v - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    fn value(&self) -> f64 {
+        if self.sum.is_infinite() {
+            self.sum
+        } else {
+            self.sum + self.compensation
+        }
+    }
+}
+
+fn reduce(
+    op: TokenId,
+    rows: Vec<Row>,
+    modifier: Option<&LabelModifier>,
+    phi: Option<&[f64]>,
+    grid: Grid,
+) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut scratch: Vec<f64> = Vec::new();
+    for (labels, members) in groups(&rows, modifier) {
+        let mut values = vec![ABSENT; grid.len()];
+        for (step, slot) in values.iter_mut().enumerate() {
+            scratch.clear();
+            scratch.extend(
+                members
+                    .iter()
+                    .map(|i| rows[*i].values[step])
+                    .filter(|v| !absent(*v)),
+            );
+            if scratch.is_empty() {
+                continue;
+            }
+            *slot = match op {
+                T_SUM => {
+                    let mut sum = Kahan::default();
+                    scratch.iter().for_each(|v| sum.add(*v));
+                    sum.value()
+                }
+                T_AVG => average(&scratch),
+                T_COUNT => scratch.len() as f64,
+                T_GROUP => 1.0,
+                T_MIN => extreme(&scratch, |a, b| a < b),
+                T_MAX => extreme(&scratch, |a, b| a > b),
+                T_STDDEV => variance(&scratch).sqrt(),
+                T_STDVAR => variance(&scratch),
+                T_QUANTILE => {
+                    let q = phi.map_or(f64::NAN, |p| p[step]);
+                    functions::quantile(q, &mut scratch)
+                }
+                _ => ABSENT,
+            };
+        }
+        if values.iter().any(|v| !absent(*v)) {
+            out.push(Row { labels, values });
+        }
+    }
+    out
+}
+
+/// `min`/`max`: NaN only when every value is NaN, as Prometheus.
+fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
+    let mut best = values[0];
+    for &v in &values[1..] {
+        if better(v, best) || best.is_nan() {
+            best = v;
+        }
+    }
+    best
+}
+
+/// The mean, as Prometheus 3 computes `avg`: a Kahan sum divided by the
+/// count, falling back to an incremental mean when the sum overflows.
+fn average(values: &[f64]) -> f64 {
+    let mut sum = Kahan::default();
+    let mut overflowed = false;
+    for &v in values {
+        let before = sum.sum;
+        sum.add(v);
+        // Only finite values summing to an infinity is an overflow; an
+        // infinite input makes the mean infinite (or NaN) anyway.
+        if sum.sum.is_infinite() && before.is_finite() && v.is_finite() {
+            overflowed = true;
+        }
+    }
+    if !overflowed {
+        return sum.value() / values.len() as f64;
+    }
+    let mut mean = 0.0;
+    for (i, &v) in values.iter().enumerate() {
+        mean += v / (i + 1) as f64 - mean / (i + 1) as f64;
+    }
+    mean
+}
+
+/// Population variance, by Welford's method as Prometheus computes it.
+fn variance(values: &[f64]) -> f64 {
+    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for &v in values {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
+}
+
+fn select_series(
+    op: TokenId,
+    rows: Vec<Row>,
+    modifier: Option<&LabelModifier>,
+    k: &[f64],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let mut keep: Vec<Vec<f64>> = rows.iter().map(|_| vec![ABSENT; grid.len()]).collect();
+    let groups = groups(&rows, modifier);
+    for step in 0..grid.len() {
+        let param = k[step];
+        if param.is_nan() {
+            // Checked even when there is nothing to select, as Prometheus.
+            let what = if op == T_LIMIT_RATIO {
+                "Ratio"
+            } else {
+                "Parameter"
+            };
+            return Err(QueryError::Execution(format!("{what} value is NaN")));
+        }
+        for (_, members) in &groups {
+            let present: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|i| !absent(rows[*i].values[step]))
+                .collect();
+            let chosen: Vec<usize> = match op {
+                T_LIMIT_RATIO => {
+                    let ratio = param.clamp(-1.0, 1.0);
+                    present
+                        .into_iter()
+                        .filter(|i| ratio_selects(&rows[*i].labels, ratio))
+                        .collect()
+                }
+                _ => {
+                    let count = if param < 1.0 {
+                        0
+                    } else {
+                        param.min(1e9) as usize
+                    };
+                    let mut ordered = present;
+                    match op {
+                        T_TOPK => ordered.sort_by(|a, b| {
+                            descending(rows[*a].values[step], rows[*b].values[step])
+                        }),
+                        T_BOTTOMK => ordered.sort_by(|a, b| {
+                            ascending(rows[*a].values[step], rows[*b].values[step])
+                        }),
+                        _ => {}
+                    }
+                    ordered.truncate(count);
+                    ordered
+                }
+            };
+            for i in chosen {
+                keep[i][step] = rows[i].values[step];
+            }
+        }
+    }
+    let group_of: HashMap<usize, usize> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, (_, members))| members.iter().map(move |i| (*i, g)))
+        .collect();
+    let mut out: Vec<(usize, Row)> = rows
+        .into_iter()
+        .zip(keep)
+        .enumerate()
+        .filter(|(_, (_, values))| values.iter().any(|v| !absent(*v)))
+        .map(|(i, (row, values))| {
+            (
+                group_of.get(&i).copied().unwrap_or(0),
+                Row {
+                    labels: row.labels,
+                    values,
+                },
+            )
+        })
+        .collect();
+    // An instant topk/bottomk lists each group's series best first, as
+    // Prometheus does.
+    if grid.len() == 1 && matches!(op, T_TOPK | T_BOTTOMK) {
+        out.sort_by(|(ga, a), (gb, b)| {
+            ga.cmp(gb).then_with(|| {
+                if op == T_TOPK {
+                    descending(a.values[0], b.values[0])
+                } else {
+                    ascending(a.values[0], b.values[0])
+                }
+            })
+        });
+    }
+    Ok(Evaluated::Vector(
+        out.into_iter().map(|(_, row)| row).collect(),
+    ))
+}
+
+/// Orders larger values first, NaN last (topk prefers any number to NaN).
+fn descending(a: f64, b: f64) -> std::cmp::Ordering {
+    nan_last(a, b).unwrap_or_else(|| b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal))
+}
+
+/// Orders smaller values first, NaN last (so does bottomk).
+fn ascending(a: f64, b: f64) -> std::cmp::Ordering {
+    nan_last(a, b).unwrap_or_else(|| a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal))
+}
+
+/// The order of `a` and `b` when either is NaN: NaN after numbers.
+fn nan_last(a: f64, b: f64) -> Option<std::cmp::Ordering> {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Some(std::cmp::Ordering::Equal),
+        (true, false) => Some(std::cmp::Ordering::Greater),
+        (false, true) => Some(std::cmp::Ordering::Less),
+        _ => None,
+    }
+}
+
+/// Whether `limit_ratio(ratio)` keeps a series: decided by the series'
+/// label hash, so the same series are kept at every step, and `ratio` and
+/// `-(1 - ratio)` pick complementary sets.
+fn ratio_selects(labels: &Labels, ratio: f64) -> bool {
+    let position = labels.stable_hash() as f64 / u64::MAX as f64;
+    if ratio >= 0.0 {
+        position < ratio
+    } else {
+        position >= 1.0 + ratio
+    }
+}
+
+fn count_values(
+    label: &str,
+    rows: Vec<Row>,
+    modifier: Option<&LabelModifier>,
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let mut out: HashMap<Labels, Vec<f64>> = HashMap::new();
+    let mut order: Vec<Labels> = Vec::new();
+    for row in &rows {
+        let base = group_labels(&row.labels, modifier);
+        for (step, v) in row.values.iter().enumerate() {
+            if absent(*v) {
+                continue;
+            }
+            let mut pairs: Vec<(String, String)> = base
+                .pairs()
+                .iter()
+                .filter(|(n, _)| n != label)
+                .cloned()
+                .collect();
+            pairs.push((label.to_string(), super::value::format_value(*v)));
+            pairs.sort();
+            let labels = Labels::from_sorted(pairs);
+            let values = out.entry(labels.clone()).or_insert_with(|| {
+                order.push(labels);
+                vec![ABSENT; grid.len()]
+            });
+            values[step] = if absent(values[step]) {
+                1.0
+            } else {
+                values[step] + 1.0
+            };
+        }
+    }
+    let rows = order
+        .into_iter()
+        .filter_map(|labels| {
+            let values = out.remove(&labels)?;
+            Some(Row { labels, values })
+        })
+        .collect();
+    Ok(Evaluated::Vector(rows))
+}

@@ -1,0 +1,611 @@
+//! Function calls: dispatches range functions (`rate`, `*_over_time`, …)
+//! and element-wise functions (math, dates, `clamp`, …) to `functions`, and
+//! implements here the ones that need the evaluator: `time`, `vector`,
+//! `scalar`, `absent`, `absent_over_time`, `timestamp`, `label_replace`,
+//! `label_join`, the `sort*` family and `histogram_quantile` (classic
+//! buckets). Name dropping follows Prometheus 3: every function drops
+//! `__name__` except `last_over_time`, `first_over_time`, the label
+//! functions and the sorts.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::{Call, Expr};
+
+use super::eval::{
+    absent, absent_labels, drop_name, merge_rows, window, Evaluated, Evaluator, Grid, Ranges, Row,
+    ABSENT,
+};
+use super::functions::{self, Window};
+use super::value::QueryError;
+use crate::storage::labels::METRIC_NAME;
+use crate::storage::Labels;
+
+/// Evaluates a function call.
+pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated, QueryError> {
+    let name = call.func.name;
+    let args = &call.args.args;
+    match name {
+        "time" => Ok(Evaluated::Scalar(
+            (0..grid.len())
+                .map(|i| grid.at(i) as f64 / 1000.0)
+                .collect(),
+        )),
+        "pi" => Ok(Evaluated::Scalar(vec![std::f64::consts::PI; grid.len()])),
+        "vector" => {
+            let values = scalar_arg(ev, args, 0, grid)?;
+            Ok(Evaluated::Vector(vec![Row {
+                labels: Labels::from_sorted(Vec::new()),
+                values,
+            }]))
+        }
+        "scalar" => {
+            let rows = vector_arg(ev, args, 0, grid)?;
+            let values = (0..grid.len())
+                .map(|step| {
+                    let mut present = rows.iter().map(|r| r.values[step]).filter(|v| !absent(*v));
+                    match (present.next(), present.next()) {
+                        (Some(v), None) => v,
+                        _ => f64::NAN,
+                    }
+                })
+                .collect();
+            Ok(Evaluated::Scalar(values))
+        }
+        "absent" => {
+            let rows = vector_arg(ev, args, 0, grid)?;
+            let labels = match args.first().map(|a| unwrap_parens(a)) {
+                Some(Expr::VectorSelector(selector)) => absent_labels(&selector.matchers),
+                _ => Labels::from_sorted(Vec::new()),
+            };
+            let values = (0..grid.len())
+                .map(|step| {
+                    if rows.iter().all(|r| absent(r.values[step])) {
+                        1.0
+                    } else {
+                        ABSENT
+                    }
+                })
+                .collect();
+            Ok(only_present(labels, values))
+        }
+        "absent_over_time" => {
+            let ranges = ranges_arg(ev, args, 0, grid)?;
+            let labels = match args.first().map(|a| unwrap_parens(a)) {
+                Some(Expr::MatrixSelector(matrix)) => absent_labels(&matrix.vs.matchers),
+                _ => Labels::from_sorted(Vec::new()),
+            };
+            let values = (0..grid.len())
+                .map(|step| {
+                    let end = ranges.ends[step];
+                    let any = ranges
+                        .rows
+                        .iter()
+                        .any(|(_, points)| !window(points, end, ranges.range, 0).0.is_empty());
+                    if any {
+                        ABSENT
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+            Ok(only_present(labels, values))
+        }
+        "timestamp" => timestamp(ev, args, grid),
+        "label_replace" => label_replace(ev, args, grid),
+        "label_join" => label_join(ev, args, grid),
+        "sort" | "sort_desc" => {
+            warn_sort_in_range_query(ev);
+            let mut rows = vector_arg(ev, args, 0, grid)?;
+            let descending = name == "sort_desc";
+            rows.sort_by(|a, b| {
+                let (x, y) = (a.values[0], b.values[0]);
+                let order = match (x.is_nan(), y.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    // NaN sorts last either way, as Prometheus.
+                    (true, false) => return std::cmp::Ordering::Greater,
+                    (false, true) => return std::cmp::Ordering::Less,
+                    _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                };
+                if descending {
+                    order.reverse()
+                } else {
+                    order
+                }
+            });
+            Ok(Evaluated::Vector(rows))
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            warn_sort_in_range_query(ev);
+            let mut rows = vector_arg(ev, args, 0, grid)?;
+            let mut names = Vec::new();
+            for i in 1..args.len() {
+                names.push(string_arg(ev, args, i, grid)?);
+            }
+            rows.sort_by(|a, b| {
+                let mut order = std::cmp::Ordering::Equal;
+                for name in &names {
+                    order = natural_cmp(
+                        a.labels.get(name).unwrap_or(""),
+                        b.labels.get(name).unwrap_or(""),
+                    );
+                    if order != std::cmp::Ordering::Equal {
+                        break;
+                    }
+                }
+                if order == std::cmp::Ordering::Equal {
+                    order = a.labels.cmp(&b.labels);
+                }
+                if name == "sort_by_label_desc" {
+                    order.reverse()
+                } else {
+                    order
+                }
+            });
+            Ok(Evaluated::Vector(rows))
+        }
+        "histogram_quantile" => histogram_quantile(ev, args, grid),
+        "hour" | "minute" | "month" | "year" | "day_of_month" | "day_of_week" | "day_of_year"
+        | "days_in_month"
+            if args.is_empty() =>
+        {
+            let values: Vec<f64> = (0..grid.len())
+                .map(|i| {
+                    functions::eval_instant(name, grid.at(i) as f64 / 1000.0, &[]).unwrap_or(ABSENT)
+                })
+                .collect();
+            Ok(Evaluated::Vector(vec![Row {
+                labels: Labels::from_sorted(Vec::new()),
+                values,
+            }]))
+        }
+        _ if functions::is_range_function(name) => range_function(ev, call, grid),
+        _ if functions::is_instant_function(name) => instant_function(ev, call, grid),
+        _ => Err(QueryError::BadData(format!(
+            "unsupported: function {name} is not implemented yet"
+        ))),
+    }
+}
+
+fn warn_sort_in_range_query(ev: &mut Evaluator<'_>) {
+    if ev.range_query {
+        ev.notes.warn(functions::notes::sort_in_range_query());
+    }
+}
+
+/// "Natural" order, as `sort_by_label` uses: runs of digits compare as
+/// numbers, the rest byte by byte (`cpu2` < `cpu10`).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let digits_end =
+        |s: &[u8], from: usize| from + s[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (end_a, end_b) = (digits_end(a, i), digits_end(b, j));
+            let (x, y) = (
+                significant_digits(&a[i..end_a]),
+                significant_digits(&b[j..end_b]),
+            );
+            let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+            if order != Ordering::Equal {
+                return order;
+            }
+            (i, j) = (end_a, end_b);
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+/// A run of digits without its leading zeros (one zero stays for zero).
+fn significant_digits(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|c| **c == b'0').count();
+    &digits[zeros.min(digits.len().saturating_sub(1))..]
+}
+
+fn unwrap_parens(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        other => other,
+    }
+}
+
+fn only_present(labels: Labels, values: Vec<f64>) -> Evaluated {
+    if values.iter().all(|v| absent(*v)) {
+        Evaluated::Vector(Vec::new())
+    } else {
+        Evaluated::Vector(vec![Row { labels, values }])
+    }
+}
+
+fn arg(args: &[Box<Expr>], i: usize) -> Result<&Expr, QueryError> {
+    args.get(i)
+        .map(|a| a.as_ref())
+        .ok_or_else(|| QueryError::BadData(format!("missing argument {}", i + 1)))
+}
+
+fn scalar_arg(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    i: usize,
+    grid: Grid,
+) -> Result<Vec<f64>, QueryError> {
+    match ev.eval(arg(args, i)?, grid)? {
+        Evaluated::Scalar(values) => Ok(values),
+        _ => Err(QueryError::BadData(format!(
+            "expected a scalar as argument {}",
+            i + 1
+        ))),
+    }
+}
+
+fn vector_arg(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    i: usize,
+    grid: Grid,
+) -> Result<Vec<Row>, QueryError> {
+    match ev.eval(arg(args, i)?, grid)? {
+        Evaluated::Vector(rows) => Ok(rows),
+        _ => Err(QueryError::BadData(format!(
+            "expected an instant vector as argument {}",
+            i + 1
+        ))),
+    }
+}
+
+fn ranges_arg(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    i: usize,
+    grid: Grid,
+) -> Result<Ranges, QueryError> {
+    match ev.eval(arg(args, i)?, grid)? {
+        Evaluated::Ranges(ranges) => Ok(ranges),
+        Evaluated::Vector(rows) if rows.is_empty() => Ok(Ranges {
+            rows: Vec::new(),
+            range: 0,
+            ends: vec![0; grid.len()],
+        }),
+        _ => Err(QueryError::BadData(format!(
+            "expected a range vector as argument {}",
+            i + 1
+        ))),
+    }
+}
+
+fn string_arg(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    i: usize,
+    grid: Grid,
+) -> Result<String, QueryError> {
+    match ev.eval(arg(args, i)?, grid)? {
+        Evaluated::String(s) => Ok(s),
+        _ => Err(QueryError::BadData(format!(
+            "expected a string as argument {}",
+            i + 1
+        ))),
+    }
+}
+
+/// `rate(x[5m])`, `quantile_over_time(0.9, x[5m])`, …: one window per step.
+fn range_function(
+    ev: &mut Evaluator<'_>,
+    call: &Call,
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let name = call.func.name;
+    let args = &call.args.args;
+    // The range vector is the first argument, except for quantile_over_time.
+    let range_position = if name == "quantile_over_time" { 1 } else { 0 };
+    let mut scalars: Vec<Vec<f64>> = Vec::new();
+    for i in 0..args.len() {
+        if i != range_position {
+            scalars.push(scalar_arg(ev, args, i, grid)?);
+        }
+    }
+    let ranges = ranges_arg(ev, args, range_position, grid)?;
+    let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    let counter_function = matches!(name, "rate" | "increase");
+    let mut rows = Vec::with_capacity(ranges.rows.len());
+    let mut step_args = vec![0.0; scalars.len()];
+    for (labels, points) in &ranges.rows {
+        ev.check_deadline()?;
+        let mut values = vec![ABSENT; grid.len()];
+        let mut from = 0;
+        for (step, slot) in values.iter_mut().enumerate() {
+            let end = ranges.ends[step];
+            let (samples, next) = window(points, end, ranges.range, from);
+            from = next;
+            if samples.is_empty() {
+                continue;
+            }
+            for (a, values) in step_args.iter_mut().zip(&scalars) {
+                *a = values[step];
+            }
+            let input = Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
+            match functions::eval_range(name, &input, &step_args, &mut ev.notes) {
+                Some(Ok(v)) => *slot = v,
+                Some(Err(message)) => return Err(QueryError::Execution(message)),
+                None => {}
+            }
+        }
+        if values.iter().any(|v| !absent(*v)) {
+            let metric = labels.metric_name().unwrap_or("");
+            if counter_function && !metric.is_empty() && !functions::is_counter_name(metric) {
+                ev.notes
+                    .info(functions::notes::possible_non_counter(metric));
+            }
+            ev.hold(values.len())?;
+            let labels = if keeps_name {
+                labels.clone()
+            } else {
+                drop_name(labels)
+            };
+            rows.push(Row { labels, values });
+        }
+    }
+    Ok(Evaluated::Vector(merge_rows(rows)?))
+}
+
+/// Element-wise functions: `abs(x)`, `clamp(x, 0, 1)`, `round(x, 0.5)`, …
+fn instant_function(
+    ev: &mut Evaluator<'_>,
+    call: &Call,
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let name = call.func.name;
+    let args = &call.args.args;
+    let rows = vector_arg(ev, args, 0, grid)?;
+    let mut scalars = Vec::new();
+    for i in 1..args.len() {
+        scalars.push(scalar_arg(ev, args, i, grid)?);
+    }
+    let mut step_args = vec![0.0; scalars.len()];
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = row.values;
+        for (step, v) in values.iter_mut().enumerate() {
+            if absent(*v) {
+                continue;
+            }
+            for (a, s) in step_args.iter_mut().zip(&scalars) {
+                *a = s[step];
+            }
+            *v = functions::eval_instant(name, *v, &step_args).unwrap_or(ABSENT);
+        }
+        if values.iter().any(|v| !absent(*v)) {
+            out.push(Row {
+                labels: drop_name(&row.labels),
+                values,
+            });
+        }
+    }
+    Ok(Evaluated::Vector(merge_rows(out)?))
+}
+
+/// `timestamp(v)`: the time of each sample; for a selector, the time of the
+/// sample it read, not the step's.
+fn timestamp(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let selector = match arg(args, 0).map(unwrap_parens)? {
+        Expr::VectorSelector(selector) => Some(selector.clone()),
+        _ => None,
+    };
+    let Some(selector) = selector else {
+        let rows = vector_arg(ev, args, 0, grid)?;
+        let out = rows
+            .into_iter()
+            .map(|row| Row {
+                labels: drop_name(&row.labels),
+                values: row
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if absent(*v) {
+                            ABSENT
+                        } else {
+                            grid.at(i) as f64 / 1000.0
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        return Ok(Evaluated::Vector(merge_rows(out)?));
+    };
+    // The selector read as a range vector of the lookback window: its last
+    // point in (t - lookback, t] is the sample the plain selector returns.
+    let lookback = ev.lookback();
+    let Evaluated::Ranges(ranges) = ev.ranges(&selector, lookback, grid)? else {
+        return Ok(Evaluated::Vector(Vec::new()));
+    };
+    let mut rows = Vec::new();
+    for (labels, points) in &ranges.rows {
+        let values: Vec<f64> = ranges
+            .ends
+            .iter()
+            .map(|end| match window(points, *end, lookback, 0).0.last() {
+                Some((t, _)) => *t as f64 / 1000.0,
+                None => ABSENT,
+            })
+            .collect();
+        if values.iter().any(|v| !absent(*v)) {
+            rows.push(Row {
+                labels: drop_name(labels),
+                values,
+            });
+        }
+    }
+    Ok(Evaluated::Vector(merge_rows(rows)?))
+}
+
+fn check_label_name(name: &str) -> Result<(), QueryError> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    if valid {
+        Ok(())
+    } else {
+        Err(QueryError::Execution(format!(
+            "invalid label name {name:?}"
+        )))
+    }
+}
+
+fn with_label(labels: &Labels, name: &str, value: &str) -> Labels {
+    let mut pairs: Vec<(String, String)> = labels
+        .pairs()
+        .iter()
+        .filter(|(n, _)| n != name)
+        .cloned()
+        .collect();
+    if !value.is_empty() {
+        pairs.push((name.to_string(), value.to_string()));
+        pairs.sort();
+    }
+    Labels::from_sorted(pairs)
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`.
+fn label_replace(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let rows = vector_arg(ev, args, 0, grid)?;
+    let dst = string_arg(ev, args, 1, grid)?;
+    let replacement = string_arg(ev, args, 2, grid)?;
+    let src = string_arg(ev, args, 3, grid)?;
+    let pattern = string_arg(ev, args, 4, grid)?;
+    let regex = crate::storage::matcher::anchored_regex(&pattern)
+        .map_err(|e| QueryError::BadData(e.to_string()))?;
+    check_label_name(&dst)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let source = row.labels.get(&src).unwrap_or("").to_string();
+        let labels = match regex.captures(&source) {
+            Some(captures) => {
+                let mut value = String::new();
+                captures.expand(&replacement, &mut value);
+                with_label(&row.labels, &dst, &value)
+            }
+            None => row.labels,
+        };
+        out.push(Row {
+            labels,
+            values: row.values,
+        });
+    }
+    Ok(Evaluated::Vector(merge_rows(out)?))
+}
+
+/// `label_join(v, dst, separator, src...)`.
+fn label_join(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let rows = vector_arg(ev, args, 0, grid)?;
+    let dst = string_arg(ev, args, 1, grid)?;
+    let separator = string_arg(ev, args, 2, grid)?;
+    let mut sources = Vec::new();
+    for i in 3..args.len() {
+        sources.push(string_arg(ev, args, i, grid)?);
+    }
+    check_label_name(&dst)?;
+    let out = rows
+        .into_iter()
+        .map(|row| {
+            let joined: Vec<&str> = sources
+                .iter()
+                .map(|s| row.labels.get(s).unwrap_or(""))
+                .collect();
+            Row {
+                labels: with_label(&row.labels, &dst, &joined.join(&separator)),
+                values: row.values,
+            }
+        })
+        .collect();
+    Ok(Evaluated::Vector(merge_rows(out)?))
+}
+
+/// `histogram_quantile(φ, buckets)` over classic `le` buckets: series are
+/// grouped by their labels without `le` (and the name).
+fn histogram_quantile(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let phi = scalar_arg(ev, args, 0, grid)?;
+    let rows = vector_arg(ev, args, 1, grid)?;
+    let mut groups: HashMap<Labels, Vec<(f64, usize)>> = HashMap::new();
+    let mut order: Vec<Labels> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let le = row.labels.get("le").unwrap_or("");
+        let Some(upper) = functions::parse_bucket_bound(le) else {
+            let metric = row.labels.metric_name().unwrap_or("");
+            ev.notes
+                .warn(functions::notes::bad_bucket_label(le, metric));
+            continue;
+        };
+        let labels = Labels::from_sorted(
+            row.labels
+                .pairs()
+                .iter()
+                .filter(|(n, _)| n != "le" && n != METRIC_NAME)
+                .cloned()
+                .collect(),
+        );
+        groups
+            .entry(labels.clone())
+            .or_insert_with(|| {
+                order.push(labels);
+                Vec::new()
+            })
+            .push((upper, i));
+    }
+    if let Some(q) = phi.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        ev.notes.warn(functions::notes::invalid_quantile(*q));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for labels in order {
+        let members = &groups[&labels];
+        let mut values = vec![ABSENT; grid.len()];
+        for (step, slot) in values.iter_mut().enumerate() {
+            buckets.clear();
+            buckets.extend(
+                members
+                    .iter()
+                    .map(|(upper, i)| (*upper, rows[*i].values[step]))
+                    .filter(|(_, v)| !absent(*v)),
+            );
+            if buckets.is_empty() {
+                continue;
+            }
+            let (value, notes) = functions::histogram_quantile(phi[step], &mut buckets);
+            if notes.forced_monotonic {
+                let metric = labels.metric_name().unwrap_or("");
+                ev.notes.info(functions::notes::forced_monotonicity(metric));
+            }
+            *slot = value;
+        }
+        if values.iter().any(|v| !absent(*v)) {
+            out.push(Row { labels, values });
+        }
+    }
+    Ok(Evaluated::Vector(out))
+}

@@ -1,0 +1,557 @@
+//! The evaluator: walks a parsed PromQL expression over a grid of steps
+//! (one step for an instant query) and produces every step's value in one
+//! pass per node, series by series — a range query is not an instant query
+//! run per step.
+//!
+//! Representation: an instant vector over the grid is a list of [`Row`]s,
+//! one per series, each with one value per step; a step where the series
+//! has no sample holds [`ABSENT`] (a NaN payload no data value carries,
+//! since values read from the store have their NaNs made canonical). A
+//! range vector ([`Ranges`]) keeps each series' raw points and how to cut
+//! its window at each step.
+//!
+//! Prometheus 3 semantics kept here: lookback windows and range windows are
+//! left-open, `(t - d, t]`; a stale marker ends a series at once; `offset`
+//! (also negative) and `@` (with `start()`/`end()`) shift the time a
+//! selector reads; subqueries evaluate their expression at steps aligned to
+//! multiples of their resolution.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use promql_parser::label::{MatchOp as ParserOp, Matchers};
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+
+use super::functions::Annotations;
+use super::value::{QueryError, Queryable};
+use super::{aggregate, binary, call};
+use crate::storage::labels::{is_stale_nan, METRIC_NAME};
+use crate::storage::{Labels, MatchOp, Matcher};
+
+/// "No sample at this step": a NaN with a payload data never has.
+pub const ABSENT: f64 = f64::from_bits(0x7ff8_dead_beef_0001);
+
+/// Whether `v` is [`ABSENT`].
+pub fn absent(v: f64) -> bool {
+    v.to_bits() == ABSENT.to_bits()
+}
+
+/// The steps of an evaluation: `start`, `start + step`, … up to `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    /// First step, ms.
+    pub start: i64,
+    /// Last step (inclusive), ms.
+    pub end: i64,
+    /// Between steps, ms (> 0).
+    pub step: i64,
+}
+
+impl Grid {
+    /// Number of steps (at least one).
+    #[allow(clippy::len_without_is_empty)] // a grid always has a first step
+    pub fn len(&self) -> usize {
+        ((self.end - self.start) / self.step + 1) as usize
+    }
+
+    /// The time of step `i`.
+    pub fn at(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+}
+
+/// One series of an instant vector over the grid.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Its labels.
+    pub labels: Labels,
+    /// One value per step ([`ABSENT`] where none).
+    pub values: Vec<f64>,
+}
+
+/// A series read from the store and its points.
+pub type SelectedSeries = (Labels, Vec<(i64, f64)>);
+
+/// A range vector: each series' points, and the windows to cut from them.
+#[derive(Debug, Clone)]
+pub struct Ranges {
+    /// Series and their points in time order (no stale markers).
+    pub rows: Vec<SelectedSeries>,
+    /// Window width, ms.
+    pub range: i64,
+    /// The window's end at each step, ms (offset and `@` applied).
+    pub ends: Vec<i64>,
+}
+
+/// What a node evaluates to.
+#[derive(Debug, Clone)]
+pub enum Evaluated {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    /// A string literal.
+    String(String),
+    /// An instant vector.
+    Vector(Vec<Row>),
+    /// A range vector.
+    Ranges(Ranges),
+}
+
+/// Limits of one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Points a query may hold at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// When the query must have finished.
+    pub deadline: Instant,
+}
+
+/// One query's evaluation state.
+pub struct Evaluator<'q> {
+    queryable: &'q Arc<dyn Queryable>,
+    /// The query's own grid (`start()`/`end()` refer to it).
+    pub query_grid: Grid,
+    lookback: i64,
+    limits: Limits,
+    samples: usize,
+    /// Annotations for the answer.
+    pub notes: Annotations,
+    /// Whether this is a range query (some functions warn then).
+    pub range_query: bool,
+}
+
+impl<'q> Evaluator<'q> {
+    /// An evaluator of a query over `grid`.
+    pub fn new(
+        queryable: &'q Arc<dyn Queryable>,
+        grid: Grid,
+        lookback: i64,
+        limits: Limits,
+    ) -> Evaluator<'q> {
+        Evaluator {
+            queryable,
+            query_grid: grid,
+            lookback,
+            limits,
+            samples: 0,
+            notes: Annotations::default(),
+            range_query: false,
+        }
+    }
+
+    /// How far back a selector looks for a sample, ms.
+    pub fn lookback(&self) -> i64 {
+        self.lookback
+    }
+
+    /// Counts points the query now holds; fails past `--query.max-samples`.
+    pub fn hold(&mut self, points: usize) -> Result<(), QueryError> {
+        self.samples += points;
+        if self.samples > self.limits.max_samples {
+            return Err(QueryError::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails once the query's time is up.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        if Instant::now() > self.limits.deadline {
+            return Err(QueryError::Timeout(
+                "query timed out in query execution".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Evaluates `expr` at every step of `grid`.
+    pub fn eval(&mut self, expr: &Expr, grid: Grid) -> Result<Evaluated, QueryError> {
+        self.check_deadline()?;
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Evaluated::Scalar(vec![n.val; grid.len()])),
+            Expr::StringLiteral(s) => Ok(Evaluated::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, grid),
+            Expr::Unary(u) => match self.eval(&u.expr, grid)? {
+                Evaluated::Scalar(values) => {
+                    Ok(Evaluated::Scalar(values.into_iter().map(|v| -v).collect()))
+                }
+                Evaluated::Vector(rows) => Ok(Evaluated::Vector(
+                    rows.into_iter()
+                        .map(|row| Row {
+                            labels: drop_name(&row.labels),
+                            values: row
+                                .values
+                                .into_iter()
+                                .map(|v| if absent(v) { v } else { -v })
+                                .collect(),
+                        })
+                        .collect(),
+                )),
+                _ => Err(QueryError::BadData(
+                    "unary expression only allowed on expressions of type scalar or instant vector"
+                        .into(),
+                )),
+            },
+            Expr::VectorSelector(selector) => self.vector_selector(selector, grid),
+            Expr::MatrixSelector(matrix) => {
+                let range = matrix.range.as_millis() as i64;
+                self.ranges(&matrix.vs, range, grid)
+            }
+            Expr::Subquery(subquery) => self.subquery(subquery, grid),
+            Expr::Binary(b) => binary::eval(self, b, grid),
+            Expr::Aggregate(a) => aggregate::eval(self, a, grid),
+            Expr::Call(c) => call::eval(self, c, grid),
+            Expr::Extension(_) => Err(QueryError::BadData(
+                "unsupported: extension expressions".into(),
+            )),
+        }
+    }
+
+    /// The time a selector reads at each step: `@` fixes it, `offset`
+    /// moves it back.
+    fn read_times(&self, offset: &Option<Offset>, at: &Option<AtModifier>, grid: Grid) -> Vec<i64> {
+        let offset = offset_ms(offset);
+        let fixed = at.as_ref().map(|at| self.at_time(at));
+        (0..grid.len())
+            .map(|i| fixed.unwrap_or(grid.at(i)) - offset)
+            .collect()
+    }
+
+    /// The time an `@` modifier names.
+    pub fn at_time(&self, at: &AtModifier) -> i64 {
+        match at {
+            AtModifier::Start => self.query_grid.start,
+            AtModifier::End => self.query_grid.end,
+            AtModifier::At(time) => system_time_ms(*time),
+        }
+    }
+
+    /// The series a selector names, with their samples in `[mint, maxt]`;
+    /// NaN values made canonical (so no data value is [`ABSENT`]).
+    pub fn select(
+        &mut self,
+        selector: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SelectedSeries>, QueryError> {
+        let mut alternatives = vec![selector.matchers.matchers.clone()];
+        alternatives.extend(selector.matchers.or_matchers.iter().cloned());
+        let mut out: Vec<SelectedSeries> = Vec::new();
+        for matchers in alternatives {
+            let mut converted = Vec::with_capacity(matchers.len() + 1);
+            if let Some(name) = &selector.name {
+                converted.push(storage_matcher(MatchOp::Equal, METRIC_NAME, name)?);
+            }
+            for m in &matchers {
+                let op = match &m.op {
+                    ParserOp::Equal => MatchOp::Equal,
+                    ParserOp::NotEqual => MatchOp::NotEqual,
+                    ParserOp::Re(_) => MatchOp::Regex,
+                    ParserOp::NotRe(_) => MatchOp::NotRegex,
+                };
+                converted.push(storage_matcher(op, &m.name, &m.value)?);
+            }
+            let found = self
+                .queryable
+                .select(&converted, mint, maxt)
+                .map_err(QueryError::Internal)?;
+            for series in found {
+                if out.iter().any(|(l, _)| *l == series.labels) {
+                    continue;
+                }
+                let mut samples = series.samples;
+                samples.retain(|(t, _)| *t >= mint && *t <= maxt);
+                for (_, v) in samples.iter_mut() {
+                    if v.is_nan() && !is_stale_nan(*v) {
+                        *v = f64::NAN;
+                    }
+                }
+                self.hold(samples.len())?;
+                out.push((series.labels, samples));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn vector_selector(
+        &mut self,
+        selector: &VectorSelector,
+        grid: Grid,
+    ) -> Result<Evaluated, QueryError> {
+        let times = self.read_times(&selector.offset, &selector.at, grid);
+        let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+            return Ok(Evaluated::Vector(Vec::new()));
+        };
+        let series = self.select(selector, first - self.lookback + 1, last)?;
+        let mut rows = Vec::with_capacity(series.len());
+        for (labels, samples) in series {
+            self.check_deadline()?;
+            let values = lookback_values(&samples, &times, self.lookback);
+            if values.iter().any(|v| !absent(*v)) {
+                self.hold(values.len())?;
+                rows.push(Row { labels, values });
+            }
+        }
+        Ok(Evaluated::Vector(rows))
+    }
+
+    /// `selector[range]`: each series' points over all the windows.
+    pub fn ranges(
+        &mut self,
+        selector: &VectorSelector,
+        range: i64,
+        grid: Grid,
+    ) -> Result<Evaluated, QueryError> {
+        let ends = self.read_times(&selector.offset, &selector.at, grid);
+        let (Some(&first), Some(&last)) = (ends.iter().min(), ends.iter().max()) else {
+            return Ok(Evaluated::Vector(Vec::new()));
+        };
+        let mut rows = self.select(selector, first - range + 1, last)?;
+        for (_, samples) in rows.iter_mut() {
+            samples.retain(|(_, v)| !is_stale_nan(*v));
+        }
+        rows.retain(|(_, samples)| !samples.is_empty());
+        Ok(Evaluated::Ranges(Ranges { rows, range, ends }))
+    }
+
+    fn subquery(
+        &mut self,
+        subquery: &promql_parser::parser::SubqueryExpr,
+        grid: Grid,
+    ) -> Result<Evaluated, QueryError> {
+        let range = subquery.range.as_millis() as i64;
+        let step = match subquery.step {
+            Some(step) if !step.is_zero() => step.as_millis() as i64,
+            // Prometheus's default resolution: the global evaluation interval.
+            _ => DEFAULT_SUBQUERY_STEP_MS,
+        };
+        let ends = self.read_times(&subquery.offset, &subquery.at, grid);
+        let (Some(&first), Some(&last)) = (ends.iter().min(), ends.iter().max()) else {
+            return Ok(Evaluated::Vector(Vec::new()));
+        };
+        // Inner steps are multiples of the resolution, the first one after
+        // the earliest window's start.
+        let lowest = first - range;
+        let mut start = lowest.div_euclid(step) * step;
+        if start <= lowest {
+            start += step;
+        }
+        if start > last {
+            return Ok(Evaluated::Ranges(Ranges {
+                rows: Vec::new(),
+                range,
+                ends,
+            }));
+        }
+        let inner_grid = Grid {
+            start,
+            end: last,
+            step,
+        };
+        let inner = self.eval(&subquery.expr, inner_grid)?;
+        let rows = match inner {
+            Evaluated::Vector(rows) => rows
+                .into_iter()
+                .map(|row| {
+                    let points = row
+                        .values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| !absent(**v))
+                        .map(|(i, v)| (inner_grid.at(i), *v))
+                        .collect::<Vec<_>>();
+                    (row.labels, points)
+                })
+                .filter(|(_, points)| !points.is_empty())
+                .collect(),
+            Evaluated::Scalar(values) => {
+                // A scalar subquery yields a range vector of one unnamed series.
+                let points = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (inner_grid.at(i), *v))
+                    .collect();
+                vec![(Labels::from_sorted(Vec::new()), points)]
+            }
+            _ => {
+                return Err(QueryError::BadData(
+                    "subquery is only allowed on instant vector or scalar".into(),
+                ))
+            }
+        };
+        Ok(Evaluated::Ranges(Ranges { rows, range, ends }))
+    }
+}
+
+/// Default subquery resolution when none is given (Prometheus's default
+/// global evaluation interval).
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// The value of a series at each read time: its newest sample in
+/// `(t - lookback, t]`, unless that sample is a stale marker.
+fn lookback_values(samples: &[(i64, f64)], times: &[i64], lookback: i64) -> Vec<f64> {
+    let mut values = Vec::with_capacity(times.len());
+    let ordered = times.windows(2).all(|w| w[0] <= w[1]);
+    let mut next = 0;
+    for &t in times {
+        // Index of the first sample after t.
+        if !ordered {
+            next = samples.partition_point(|(ts, _)| *ts <= t);
+        } else {
+            while next < samples.len() && samples[next].0 <= t {
+                next += 1;
+            }
+        }
+        let value = match next.checked_sub(1).map(|i| samples[i]) {
+            Some((ts, v)) if ts > t - lookback && !is_stale_nan(v) => v,
+            _ => ABSENT,
+        };
+        values.push(value);
+    }
+    values
+}
+
+/// The points of `points` in the window `(end - range, end]`, found from
+/// `from` on (windows move forward); returns the slice and where the next
+/// window may start looking.
+pub fn window(points: &[(i64, f64)], end: i64, range: i64, from: usize) -> (&[(i64, f64)], usize) {
+    let start = end - range;
+    let mut lo = from.min(points.len());
+    // Windows may move backwards (when `@` or negative steps are involved).
+    if lo > 0 && points[lo - 1].0 > start {
+        lo = points.partition_point(|(t, _)| *t <= start);
+    }
+    while lo < points.len() && points[lo].0 <= start {
+        lo += 1;
+    }
+    let hi = lo + points[lo..].partition_point(|(t, _)| *t <= end);
+    (&points[lo..hi], lo)
+}
+
+fn storage_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, QueryError> {
+    Matcher::new(op, name, value).map_err(|e| QueryError::BadData(e.to_string()))
+}
+
+fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+/// Milliseconds since the epoch, negative before it.
+pub fn system_time_ms(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// The labels without `__name__`.
+pub fn drop_name(labels: &Labels) -> Labels {
+    Labels::from_sorted(
+        labels
+            .pairs()
+            .iter()
+            .filter(|(n, _)| n != METRIC_NAME)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The labels `absent()` gives its one series: the selector's equality
+/// matchers except on `__name__`, leaving out names that more than one
+/// matcher (of any kind) constrains.
+pub fn absent_labels(matchers: &Matchers) -> Labels {
+    let constrained = |name: &str| matchers.matchers.iter().filter(|m| m.name == name).count();
+    let mut out: Vec<(String, String)> = matchers
+        .matchers
+        .iter()
+        .filter(|m| matches!(m.op, ParserOp::Equal) && m.name != METRIC_NAME)
+        .filter(|m| constrained(&m.name) == 1 && !m.value.is_empty())
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect();
+    out.sort();
+    Labels::from_sorted(out)
+}
+
+/// Checks that no two rows share a label set, as Prometheus requires of
+/// every instant vector it builds.
+pub fn check_unique(rows: &[Row]) -> Result<(), QueryError> {
+    let mut seen: std::collections::HashSet<&Labels> = std::collections::HashSet::new();
+    for row in rows {
+        if !seen.insert(&row.labels) {
+            return Err(QueryError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merges rows with the same labels into one (their steps must not
+/// overlap); fails like Prometheus when two have a value at one step.
+pub fn merge_rows(rows: Vec<Row>) -> Result<Vec<Row>, QueryError> {
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.labels) {
+            Some(&i) => {
+                let target = &mut out[i].values;
+                for (slot, v) in target.iter_mut().zip(row.values) {
+                    if absent(v) {
+                        continue;
+                    }
+                    if !absent(*slot) {
+                        return Err(QueryError::Execution(
+                            "vector cannot contain metrics with the same labelset".into(),
+                        ));
+                    }
+                    *slot = v;
+                }
+            }
+            None => {
+                index.insert(row.labels.clone(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookback_is_left_open_and_stale_markers_end_a_series() {
+        let stale = crate::storage::labels::stale_nan();
+        let samples = [(0, 1.0), (60_000, 2.0), (120_000, stale)];
+        let values = lookback_values(
+            &samples,
+            &[0, 30_000, 60_000, 120_000, 300_000, 360_000],
+            300_000,
+        );
+        assert_eq!(values[0], 1.0);
+        assert_eq!(values[1], 1.0);
+        assert_eq!(values[2], 2.0);
+        assert!(absent(values[3]));
+        assert!(absent(values[4]));
+        // 5 m after the last real sample: outside (t - 5m, t].
+        let values = lookback_values(&[(0, 1.0)], &[300_000, 299_999], 300_000);
+        assert!(absent(values[0]));
+        assert_eq!(values[1], 1.0);
+    }
+
+    #[test]
+    fn windows_are_left_open() {
+        let points = [(0, 1.0), (60_000, 2.0), (120_000, 3.0)];
+        let (w, _) = window(&points, 120_000, 60_000, 0);
+        assert_eq!(w, &[(120_000, 3.0)]);
+        let (w, _) = window(&points, 120_000, 120_000, 0);
+        assert_eq!(w, &[(60_000, 2.0), (120_000, 3.0)]);
+    }
+}

@@ -1,0 +1,220 @@
+//! The Prometheus query API of the real binary over loopback: instant and
+//! range queries by GET and form POST (as Grafana sends them), the label
+//! and series endpoints, Prometheus's error types and status codes, the
+//! viewer credential, and the real `promtool` as a client.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use common::{create_token, eventually, have_program, Client, Fleetmon, ADMIN_PASSWORD};
+use serde_json::Value;
+
+/// Serves `demo_requests_total{code="200"}` and `{code="500"}` on a
+/// loopback port.
+async fn demo_target() -> String {
+    let router = Router::new().route(
+        "/metrics",
+        get(|| async {
+            "# TYPE demo_requests_total counter\ndemo_requests_total{code=\"200\"} 10\ndemo_requests_total{code=\"500\"} 2\n"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+async fn started() -> (tempfile::TempDir, Fleetmon) {
+    let target = demo_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetmon.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let server = Fleetmon::start(
+        &dir.path().join("store"),
+        &["--config.file", config.to_str().unwrap()],
+    );
+    eventually(Duration::from_secs(30), "a scrape", || async {
+        let (_, body) = Client::admin()
+            .get(&server.url("/api/v1/query?query=up"))
+            .await;
+        (body["data"]["result"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    (dir, server)
+}
+
+#[tokio::test]
+async fn queries_answer_in_prometheus_shapes() {
+    let (_dir, server) = started().await;
+    let admin = Client::admin();
+
+    // Grafana's health check: `1+1` at time 4.
+    let (status, body) = admin
+        .get(&server.url("/api/v1/query?query=1%2B1&time=4"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "scalar");
+    assert_eq!(body["data"]["result"], serde_json::json!([4.0, "2"]));
+
+    let (_, body) = admin
+        .get(&server.url("/api/v1/query?query=demo_requests_total%7Bcode%3D~%225..%22%7D"))
+        .await;
+    let result = body["data"]["result"].as_array().expect("a vector");
+    assert_eq!(result.len(), 1, "{body}");
+    assert_eq!(result[0]["metric"]["code"], "500");
+    assert_eq!(result[0]["metric"]["job"], "demo");
+    assert_eq!(result[0]["value"][1], "2");
+
+    // Aggregation with by, and a form POST as Grafana sends it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (status, body) = admin
+        .post_form(
+            &server.url("/api/v1/query_range"),
+            &[
+                ("query", "sum by (job) (demo_requests_total)"),
+                ("start", &format!("{}", now - 30.0)),
+                ("end", &format!("{now}")),
+                ("step", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "matrix");
+    let series = &body["data"]["result"][0];
+    assert_eq!(series["metric"], serde_json::json!({"job": "demo"}));
+    let values = series["values"].as_array().expect("values");
+    assert!(!values.is_empty());
+    assert!(values.iter().all(|p| p[1] == "12"), "{values:?}");
+
+    // Grafana's datasource probes: buildinfo without `features` (so it is
+    // taken for a Prometheus), and exemplars with millisecond times.
+    let (status, body) = admin.get(&server.url("/api/v1/status/buildinfo")).await;
+    assert_eq!(status, 200);
+    assert!(body["data"]["version"].is_string());
+    assert!(body["data"].get("features").is_none(), "{body}");
+    let (status, body) = admin
+        .get(
+            &server.url("/api/v1/query_exemplars?query=test&start=1700000000000&end=1700000600000"),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &Value::from("success")),
+        "{body}"
+    );
+
+    // Labels and series.
+    let (_, body) = admin.get(&server.url("/api/v1/label/code/values")).await;
+    assert_eq!(body["data"], serde_json::json!(["200", "500"]));
+    let (_, body) = admin
+        .get(&server.url("/api/v1/labels?match[]=demo_requests_total"))
+        .await;
+    assert_eq!(
+        body["data"],
+        serde_json::json!(["__name__", "code", "instance", "job"])
+    );
+    let (_, body) = admin
+        .get(&server.url("/api/v1/series?match[]=demo_requests_total%7Bcode%3D%22200%22%7D"))
+        .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn errors_have_prometheus_types_and_reads_need_a_viewer() {
+    let (_dir, server) = started().await;
+    let admin = Client::admin();
+    let (status, body) = admin.get(&server.url("/api/v1/query?query=sum(")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errorType"], "bad_data");
+    let (status, body) = admin
+        .get(&server.url("/api/v1/query?query=up&time=yesterday"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("invalid parameter \"time\""));
+    let (status, body) = admin
+        .get(&server.url("/api/v1/query_range?query=up&start=0&end=100000&step=1"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("11,000 points"),
+        "{body}"
+    );
+    // Two series match on `job` and `instance`: many-to-many.
+    let (status, body) =
+        admin
+            .get(&server.url(
+                "/api/v1/query?query=demo_requests_total%20%2B%20on(job)%20demo_requests_total",
+            ))
+            .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errorType"], "execution");
+
+    let (status, _) = Client::anonymous()
+        .get(&server.url("/api/v1/query?query=up"))
+        .await;
+    assert_eq!(status, 401);
+    let viewer = create_token(&server, "grafana", "viewer").await;
+    let (status, body) = Client::bearer(&viewer)
+        .get(&server.url("/api/v1/query?query=up"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn promtool_queries_it_as_a_prometheus() {
+    const PROMTOOL: &str = "/usr/bin/promtool";
+    if !have_program(PROMTOOL) {
+        return;
+    }
+    let (_dir, server) = started().await;
+    // promtool 2.42 takes credentials in the URL (Go sends them as basic auth).
+    let url = server
+        .base
+        .replace("http://", &format!("http://admin:{ADMIN_PASSWORD}@"));
+    let promtool = |args: &[&str]| {
+        let out = Command::new(PROMTOOL)
+            .arg("query")
+            .args(args)
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let instant = promtool(&["instant", &url, "demo_requests_total"]);
+    assert!(
+        instant.contains("code=\"500\"") && instant.contains("=> 2 @"),
+        "{instant}"
+    );
+    let labels = promtool(&["labels", &url, "code"]);
+    assert_eq!(labels.lines().collect::<Vec<_>>(), ["200", "500"]);
+    let series = promtool(&["series", &url, "--match=demo_requests_total"]);
+    assert_eq!(series.lines().count(), 2, "{series}");
+    let value: Value = serde_json::from_str(&promtool(&["instant", "-o", "json", &url, "1+1"]))
+        .unwrap_or(Value::Null);
+    // A scalar prints as `[time, "value"]`.
+    assert_eq!(value[1], "2", "{value}");
+    assert!(server.stop().success());
+}
