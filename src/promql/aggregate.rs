@@ -13,10 +13,9 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
-use super::eval::{absent, Evaluated, Evaluator, Grid, Row, ABSENT};
+use super::eval::{absent, kept_labels, Evaluated, Evaluator, Grid, Row, ABSENT};
 use super::functions;
 use super::value::QueryError;
-use crate::storage::labels::METRIC_NAME;
 use crate::storage::Labels;
 
 /// Evaluates an aggregation.
@@ -91,22 +90,7 @@ fn scalar_param(param: Option<Evaluated>, what: &str) -> Result<Vec<f64>, QueryE
 
 /// The labels of a series' group.
 fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
-    let pairs = match modifier {
-        Some(LabelModifier::Include(names)) => labels
-            .pairs()
-            .iter()
-            .filter(|(n, _)| names.labels.contains(n))
-            .cloned()
-            .collect(),
-        Some(LabelModifier::Exclude(names)) => labels
-            .pairs()
-            .iter()
-            .filter(|(n, _)| n != METRIC_NAME && !names.labels.contains(n))
-            .cloned()
-            .collect(),
-        None => Vec::new(),
-    };
-    Labels::from_sorted(pairs)
+    Labels::from_sorted(modifier.map_or_else(Vec::new, |m| kept_labels(labels, m)))
 }
 
 /// Series indices by group, groups in order of first appearance.

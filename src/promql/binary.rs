@@ -15,7 +15,9 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{absent, drop_name, merge_rows, Evaluated, Evaluator, Grid, Row, ABSENT};
+use super::eval::{
+    absent, drop_name, kept_labels, merge_rows, Evaluated, Evaluator, Grid, Row, ABSENT,
+};
 use super::value::QueryError;
 use crate::storage::labels::METRIC_NAME;
 use crate::storage::Labels;
@@ -167,21 +169,11 @@ fn vector_scalar(
         .collect()
 }
 
-/// The labels two series are matched on.
+/// The labels two series are matched on: the `on`/`ignoring` clause's,
+/// or every label but the name.
 fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Vec<(String, String)> {
     match matching {
-        Some(LabelModifier::Include(names)) => labels
-            .pairs()
-            .iter()
-            .filter(|(n, _)| names.labels.contains(n))
-            .cloned()
-            .collect(),
-        Some(LabelModifier::Exclude(names)) => labels
-            .pairs()
-            .iter()
-            .filter(|(n, _)| n != METRIC_NAME && !names.labels.contains(n))
-            .cloned()
-            .collect(),
+        Some(clause) => kept_labels(labels, clause),
         None => labels
             .pairs()
             .iter()

@@ -230,19 +230,29 @@ fn arg(args: &[Box<Expr>], i: usize) -> Result<&Expr, QueryError> {
         .ok_or_else(|| QueryError::BadData(format!("missing argument {}", i + 1)))
 }
 
+/// Evaluates argument `i` and takes the kind of value `pick` accepts.
+fn typed_arg<T>(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    i: usize,
+    grid: Grid,
+    kind: &str,
+    pick: impl FnOnce(Evaluated) -> Option<T>,
+) -> Result<T, QueryError> {
+    let value = ev.eval(arg(args, i)?, grid)?;
+    pick(value).ok_or_else(|| QueryError::BadData(format!("expected {kind} as argument {}", i + 1)))
+}
+
 fn scalar_arg(
     ev: &mut Evaluator<'_>,
     args: &[Box<Expr>],
     i: usize,
     grid: Grid,
 ) -> Result<Vec<f64>, QueryError> {
-    match ev.eval(arg(args, i)?, grid)? {
-        Evaluated::Scalar(values) => Ok(values),
-        _ => Err(QueryError::BadData(format!(
-            "expected a scalar as argument {}",
-            i + 1
-        ))),
-    }
+    typed_arg(ev, args, i, grid, "a scalar", |v| match v {
+        Evaluated::Scalar(values) => Some(values),
+        _ => None,
+    })
 }
 
 fn vector_arg(
@@ -251,13 +261,10 @@ fn vector_arg(
     i: usize,
     grid: Grid,
 ) -> Result<Vec<Row>, QueryError> {
-    match ev.eval(arg(args, i)?, grid)? {
-        Evaluated::Vector(rows) => Ok(rows),
-        _ => Err(QueryError::BadData(format!(
-            "expected an instant vector as argument {}",
-            i + 1
-        ))),
-    }
+    typed_arg(ev, args, i, grid, "an instant vector", |v| match v {
+        Evaluated::Vector(rows) => Some(rows),
+        _ => None,
+    })
 }
 
 fn ranges_arg(
@@ -266,18 +273,16 @@ fn ranges_arg(
     i: usize,
     grid: Grid,
 ) -> Result<Ranges, QueryError> {
-    match ev.eval(arg(args, i)?, grid)? {
-        Evaluated::Ranges(ranges) => Ok(ranges),
-        Evaluated::Vector(rows) if rows.is_empty() => Ok(Ranges {
+    typed_arg(ev, args, i, grid, "a range vector", |v| match v {
+        Evaluated::Ranges(ranges) => Some(ranges),
+        // A selector that matched nothing.
+        Evaluated::Vector(rows) if rows.is_empty() => Some(Ranges {
             rows: Vec::new(),
             range: 0,
             ends: vec![0; grid.len()],
         }),
-        _ => Err(QueryError::BadData(format!(
-            "expected a range vector as argument {}",
-            i + 1
-        ))),
-    }
+        _ => None,
+    })
 }
 
 fn string_arg(
@@ -286,13 +291,10 @@ fn string_arg(
     i: usize,
     grid: Grid,
 ) -> Result<String, QueryError> {
-    match ev.eval(arg(args, i)?, grid)? {
-        Evaluated::String(s) => Ok(s),
-        _ => Err(QueryError::BadData(format!(
-            "expected a string as argument {}",
-            i + 1
-        ))),
-    }
+    typed_arg(ev, args, i, grid, "a string", |v| match v {
+        Evaluated::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// `rate(x[5m])`, `quantile_over_time(0.9, x[5m])`, …: one window per step.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::{MatchOp as ParserOp, Matchers};
-use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, LabelModifier, Offset, VectorSelector};
 
 use super::functions::Annotations;
 use super::value::{QueryError, Queryable};
@@ -476,6 +476,27 @@ pub fn absent_labels(matchers: &Matchers) -> Labels {
         .collect();
     out.sort();
     Labels::from_sorted(out)
+}
+
+/// The labels a `by`/`on` clause keeps (those listed) or a
+/// `without`/`ignoring` clause keeps (all but those listed and `__name__`).
+pub fn kept_labels(labels: &Labels, clause: &LabelModifier) -> Vec<(String, String)> {
+    let (listed, include) = match clause {
+        LabelModifier::Include(names) => (&names.labels, true),
+        LabelModifier::Exclude(names) => (&names.labels, false),
+    };
+    labels
+        .pairs()
+        .iter()
+        .filter(|(n, _)| {
+            if include {
+                listed.contains(n)
+            } else {
+                n != METRIC_NAME && !listed.contains(n)
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// Checks that no two rows share a label set, as Prometheus requires of
