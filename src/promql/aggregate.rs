@@ -182,7 +182,14 @@ fn reduce(
             };
         }
         if values.iter().any(|v| !absent(*v)) {
-            out.push(Row { labels, values });
+            // Grouping by `__name__` keeps a name some member is to lose:
+            // the group loses it too (delayed name removal).
+            let drop_name = members.iter().any(|i| rows[*i].drop_name);
+            out.push(Row {
+                labels,
+                values,
+                drop_name,
+            });
         }
     }
     out
@@ -310,6 +317,7 @@ fn select_series(
                 Row {
                     labels: row.labels,
                     values,
+                    drop_name: row.drop_name,
                 },
             )
         })
@@ -402,7 +410,11 @@ fn count_values(
         .into_iter()
         .filter_map(|labels| {
             let values = out.remove(&labels)?;
-            Some(Row { labels, values })
+            Some(Row {
+                labels,
+                values,
+                drop_name: false,
+            })
         })
         .collect();
     Ok(Evaluated::Vector(rows))

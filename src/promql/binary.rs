@@ -15,9 +15,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{
-    absent, drop_name, kept_labels, merge_rows, Evaluated, Evaluator, Grid, Row, ABSENT,
-};
+use super::eval::{absent, kept_labels, merge_rows, Evaluated, Evaluator, Grid, Row, ABSENT};
 use super::value::QueryError;
 use crate::storage::labels::METRIC_NAME;
 use crate::storage::Labels;
@@ -157,13 +155,11 @@ fn vector_scalar(
                     }
                 })
                 .collect();
-            values.iter().any(|v| !absent(*v)).then(|| Row {
-                labels: if drop {
-                    drop_name(&row.labels)
-                } else {
-                    row.labels
-                },
+            let drop_name = drop || row.drop_name;
+            values.iter().any(|v| !absent(*v)).then_some(Row {
+                labels: row.labels,
                 values,
+                drop_name,
             })
         })
         .collect()
@@ -271,15 +267,9 @@ fn vector_vector(
                 value
             };
             let entry = out.entry((m, o)).or_insert_with(|| Row {
-                labels: result_labels(
-                    &row.labels,
-                    &one[o].labels,
-                    drop,
-                    one_to_one,
-                    matching,
-                    &include,
-                ),
+                labels: result_labels(&row.labels, &one[o].labels, one_to_one, matching, &include),
                 values: vec![ABSENT; grid.len()],
+                drop_name: drop || row.drop_name,
             });
             entry.values[step] = value;
         }
@@ -293,15 +283,12 @@ fn vector_vector(
 fn result_labels(
     many: &Labels,
     one: &Labels,
-    drop: bool,
     one_to_one: bool,
     matching: Option<&LabelModifier>,
     include: &ParserLabels,
 ) -> Labels {
+    // The name stays until the end of the query (delayed name removal).
     let mut pairs: Vec<(String, String)> = many.pairs().to_vec();
-    if drop {
-        pairs.retain(|(n, _)| n != METRIC_NAME);
-    }
     if one_to_one {
         match matching {
             Some(LabelModifier::Include(names)) => {

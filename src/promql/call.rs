@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{Call, Expr};
 
 use super::eval::{
-    absent, absent_labels, drop_name, merge_rows, window, Evaluated, Evaluator, Grid, Ranges, Row,
-    ABSENT,
+    absent, absent_labels, merge_rows, window, Evaluated, Evaluator, Grid, Ranges, Row, ABSENT,
 };
 use super::functions::{self, Window};
 use super::value::QueryError;
@@ -36,6 +35,7 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
             Ok(Evaluated::Vector(vec![Row {
                 labels: Labels::from_sorted(Vec::new()),
                 values,
+                drop_name: false,
             }]))
         }
         "scalar" => {
@@ -144,6 +144,7 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
             Ok(Evaluated::Vector(rows))
         }
         "histogram_quantile" => histogram_quantile(ev, args, grid),
+        "histogram_fraction" => histogram_fraction(ev, args, grid),
         "hour" | "minute" | "month" | "year" | "day_of_month" | "day_of_week" | "day_of_year"
         | "days_in_month"
             if args.is_empty() =>
@@ -156,6 +157,7 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
             Ok(Evaluated::Vector(vec![Row {
                 labels: Labels::from_sorted(Vec::new()),
                 values,
+                drop_name: false,
             }]))
         }
         _ if functions::is_range_function(name) => range_function(ev, call, grid),
@@ -220,7 +222,11 @@ fn only_present(labels: Labels, values: Vec<f64>) -> Evaluated {
     if values.iter().all(|v| absent(*v)) {
         Evaluated::Vector(Vec::new())
     } else {
-        Evaluated::Vector(vec![Row { labels, values }])
+        Evaluated::Vector(vec![Row {
+            labels,
+            values,
+            drop_name: false,
+        }])
     }
 }
 
@@ -346,12 +352,11 @@ fn range_function(
                     .info(functions::notes::possible_non_counter(metric));
             }
             ev.hold(values.len())?;
-            let labels = if keeps_name {
-                labels.clone()
-            } else {
-                drop_name(labels)
-            };
-            rows.push(Row { labels, values });
+            rows.push(Row {
+                labels: labels.clone(),
+                values,
+                drop_name: !keeps_name,
+            });
         }
     }
     Ok(Evaluated::Vector(merge_rows(rows)?))
@@ -385,8 +390,9 @@ fn instant_function(
         }
         if values.iter().any(|v| !absent(*v)) {
             out.push(Row {
-                labels: drop_name(&row.labels),
+                labels: row.labels,
                 values,
+                drop_name: true,
             });
         }
     }
@@ -409,7 +415,8 @@ fn timestamp(
         let out = rows
             .into_iter()
             .map(|row| Row {
-                labels: drop_name(&row.labels),
+                labels: row.labels,
+                drop_name: true,
                 values: row
                     .values
                     .iter()
@@ -444,8 +451,9 @@ fn timestamp(
             .collect();
         if values.iter().any(|v| !absent(*v)) {
             rows.push(Row {
-                labels: drop_name(labels),
+                labels: labels.clone(),
                 values,
+                drop_name: true,
             });
         }
     }
@@ -506,9 +514,11 @@ fn label_replace(
             }
             None => row.labels,
         };
+        // Setting the name explicitly keeps it.
         out.push(Row {
             labels,
             values: row.values,
+            drop_name: row.drop_name && dst != METRIC_NAME,
         });
     }
     Ok(Evaluated::Vector(merge_rows(out)?))
@@ -538,27 +548,63 @@ fn label_join(
             Row {
                 labels: with_label(&row.labels, &dst, &joined.join(&separator)),
                 values: row.values,
+                drop_name: row.drop_name && dst != METRIC_NAME,
             }
         })
         .collect();
     Ok(Evaluated::Vector(merge_rows(out)?))
 }
 
-/// `histogram_quantile(φ, buckets)` over classic `le` buckets: series are
-/// grouped by their labels without `le` (and the name).
+/// `histogram_quantile(φ, buckets)` over classic `le` buckets.
 fn histogram_quantile(
     ev: &mut Evaluator<'_>,
     args: &[Box<Expr>],
     grid: Grid,
 ) -> Result<Evaluated, QueryError> {
     let phi = scalar_arg(ev, args, 0, grid)?;
+    if let Some(q) = phi.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        ev.notes.warn(functions::notes::invalid_quantile(*q));
+    }
     let rows = vector_arg(ev, args, 1, grid)?;
-    let mut groups: HashMap<Labels, Vec<(f64, usize)>> = HashMap::new();
+    classic_histograms(ev, &rows, grid, |ev, metric, step, buckets| {
+        let (value, notes) = functions::histogram_quantile(phi[step], buckets);
+        if notes.forced_monotonic {
+            ev.notes.info(functions::notes::forced_monotonicity(metric));
+        }
+        value
+    })
+}
+
+/// `histogram_fraction(lower, upper, buckets)` over classic `le` buckets.
+fn histogram_fraction(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let lower = scalar_arg(ev, args, 0, grid)?;
+    let upper = scalar_arg(ev, args, 1, grid)?;
+    let rows = vector_arg(ev, args, 2, grid)?;
+    classic_histograms(ev, &rows, grid, |_, _, step, buckets| {
+        functions::histogram_fraction(lower[step], upper[step], buckets)
+    })
+}
+
+/// Groups bucket series by their labels without `le` (and the name) and
+/// computes `per_step(evaluator, metric, step, buckets)` for each group and
+/// step. Series without a valid `le` are skipped with Prometheus's warning.
+fn classic_histograms(
+    ev: &mut Evaluator<'_>,
+    rows: &[Row],
+    grid: Grid,
+    mut per_step: impl FnMut(&mut Evaluator<'_>, &str, usize, &mut Vec<(f64, f64)>) -> f64,
+) -> Result<Evaluated, QueryError> {
+    // Group labels → (metric name, (bucket bound, row) list).
+    let mut groups: HashMap<Labels, (String, Vec<(f64, usize)>)> = HashMap::new();
     let mut order: Vec<Labels> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
+        let metric = row.labels.metric_name().unwrap_or("");
         let le = row.labels.get("le").unwrap_or("");
-        let Some(upper) = functions::parse_bucket_bound(le) else {
-            let metric = row.labels.metric_name().unwrap_or("");
+        let Some(bound) = functions::parse_bucket_bound(le) else {
             ev.notes
                 .warn(functions::notes::bad_bucket_label(le, metric));
             continue;
@@ -575,38 +621,34 @@ fn histogram_quantile(
             .entry(labels.clone())
             .or_insert_with(|| {
                 order.push(labels);
-                Vec::new()
+                (metric.to_string(), Vec::new())
             })
-            .push((upper, i));
-    }
-    if let Some(q) = phi.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-        ev.notes.warn(functions::notes::invalid_quantile(*q));
+            .1
+            .push((bound, i));
     }
     let mut out = Vec::with_capacity(order.len());
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     for labels in order {
-        let members = &groups[&labels];
+        let (metric, members) = &groups[&labels];
         let mut values = vec![ABSENT; grid.len()];
         for (step, slot) in values.iter_mut().enumerate() {
             buckets.clear();
             buckets.extend(
                 members
                     .iter()
-                    .map(|(upper, i)| (*upper, rows[*i].values[step]))
+                    .map(|(bound, i)| (*bound, rows[*i].values[step]))
                     .filter(|(_, v)| !absent(*v)),
             );
-            if buckets.is_empty() {
-                continue;
+            if !buckets.is_empty() {
+                *slot = per_step(ev, metric, step, &mut buckets);
             }
-            let (value, notes) = functions::histogram_quantile(phi[step], &mut buckets);
-            if notes.forced_monotonic {
-                let metric = labels.metric_name().unwrap_or("");
-                ev.notes.info(functions::notes::forced_monotonicity(metric));
-            }
-            *slot = value;
         }
         if values.iter().any(|v| !absent(*v)) {
-            out.push(Row { labels, values });
+            out.push(Row {
+                labels,
+                values,
+                drop_name: false,
+            });
         }
     }
     Ok(Evaluated::Vector(out))

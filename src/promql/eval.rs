@@ -67,6 +67,10 @@ pub struct Row {
     pub labels: Labels,
     /// One value per step ([`ABSENT`] where none).
     pub values: Vec<f64>,
+    /// `__name__` goes at the end of the query (Prometheus 3's delayed
+    /// name removal): kept until then so that `label_replace` and friends
+    /// can still read it, and series differing only by name stay apart.
+    pub drop_name: bool,
 }
 
 /// A series read from the store and its points.
@@ -179,7 +183,8 @@ impl<'q> Evaluator<'q> {
                 Evaluated::Vector(rows) => Ok(Evaluated::Vector(
                     rows.into_iter()
                         .map(|row| Row {
-                            labels: drop_name(&row.labels),
+                            labels: row.labels,
+                            drop_name: true,
                             values: row
                                 .values
                                 .into_iter()
@@ -291,7 +296,11 @@ impl<'q> Evaluator<'q> {
             let values = lookback_values(&samples, &times, self.lookback);
             if values.iter().any(|v| !absent(*v)) {
                 self.hold(values.len())?;
-                rows.push(Row { labels, values });
+                rows.push(Row {
+                    labels,
+                    values,
+                    drop_name: false,
+                });
             }
         }
         Ok(Evaluated::Vector(rows))
@@ -352,7 +361,9 @@ impl<'q> Evaluator<'q> {
         };
         let inner = self.eval(&subquery.expr, inner_grid)?;
         let rows = match inner {
-            Evaluated::Vector(rows) => rows
+            // A name the inner expression dropped is gone from the range
+            // vector (the functions reading it cannot bring it back).
+            Evaluated::Vector(rows) => remove_dropped_names(rows)
                 .into_iter()
                 .map(|row| {
                     let points = row
@@ -451,7 +462,7 @@ pub fn system_time_ms(time: SystemTime) -> i64 {
 }
 
 /// The labels without `__name__`.
-pub fn drop_name(labels: &Labels) -> Labels {
+fn drop_name(labels: &Labels) -> Labels {
     Labels::from_sorted(
         labels
             .pairs()
@@ -496,6 +507,24 @@ pub fn kept_labels(labels: &Labels, clause: &LabelModifier) -> Vec<(String, Stri
             }
         })
         .cloned()
+        .collect()
+}
+
+/// Removes `__name__` from the rows that lost it along the way: the end of
+/// Prometheus 3's delayed name removal.
+pub fn remove_dropped_names(rows: Vec<Row>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|row| {
+            if row.drop_name {
+                Row {
+                    labels: drop_name(&row.labels),
+                    values: row.values,
+                    drop_name: false,
+                }
+            } else {
+                row
+            }
+        })
         .collect()
 }
 

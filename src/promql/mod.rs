@@ -74,6 +74,7 @@ impl Engine {
             },
             Evaluated::String(v) => Value::String { t: time_ms, v },
             Evaluated::Vector(rows) => {
+                let rows = eval::remove_dropped_names(rows);
                 eval::check_unique(&rows)?;
                 Value::Vector(
                     rows.into_iter()
@@ -132,9 +133,9 @@ impl Engine {
         let rows = match evaluator.eval(&expr, grid)? {
             Evaluated::Scalar(values) => vec![eval::Row {
                 labels: crate::storage::Labels::from_sorted(Vec::new()),
-                values,
+                values, drop_name: false,
             }],
-            Evaluated::Vector(rows) => eval::merge_rows(rows)?,
+            Evaluated::Vector(rows) => eval::merge_rows(eval::remove_dropped_names(rows))?,
             Evaluated::String(_) | Evaluated::Ranges(_) => {
                 return Err(QueryError::BadData(format!(
                     "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
