@@ -218,3 +218,56 @@ async fn promtool_queries_it_as_a_prometheus() {
     assert_eq!(value[1], "2", "{value}");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn tsdb_status_and_administration() {
+    let (_dir, server) = started().await;
+    let admin = Client::admin();
+    let (status, body) = admin.get(&server.url("/api/v1/status/tsdb")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["headStats"]["numSeries"].as_u64().unwrap_or(0) >= 2,
+        "{body}"
+    );
+    let names: Vec<&str> = body["data"]["seriesCountByMetricName"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(names.contains(&"demo_requests_total"), "{names:?}");
+
+    // Deleting needs the admin role.
+    let viewer = create_token(&server, "reader", "viewer").await;
+    let delete =
+        "/api/v1/admin/tsdb/delete_series?match[]=demo_requests_total%7Bcode%3D%22500%22%7D";
+    let (status, _) = Client::bearer(&viewer)
+        .post(&server.url(delete), None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = admin.post(&server.url(delete), None).await;
+    assert_eq!(status, 204);
+    let (_, body) = admin
+        .get(&server.url("/api/v1/query?query=demo_requests_total%7Bcode%3D%22500%22%7D%5B1h%5D"))
+        .await;
+    let points: usize = body["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["values"].as_array().map_or(0, Vec::len))
+        .sum();
+    // Scrapes after the delete add points again; the ones before are gone.
+    assert!(points <= 2, "{body}");
+    let (status, _) = admin
+        .post(&server.url("/api/v1/admin/tsdb/clean_tombstones"), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let (status, body) = admin
+        .post(&server.url("/api/v1/admin/tsdb/snapshot"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let name = body["data"]["name"].as_str().expect("a snapshot name");
+    assert!(server.storage.join("snapshots").join(name).is_dir());
+    assert!(server.stop().success());
+}

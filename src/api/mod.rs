@@ -5,6 +5,7 @@
 //! (`/api/v1/write`, answering in plain text as Prometheus's does); the
 //! query API joins it here.
 
+mod admin;
 pub mod error;
 mod import;
 pub mod query;
@@ -28,10 +29,12 @@ pub fn routes(
     storage: Arc<Storage>,
     scrape: Arc<ScrapeManager>,
     query: Arc<query::QueryApi>,
+    snapshots: std::path::PathBuf,
 ) -> Router {
     tokens::routes(auth.clone())
         .merge(query::routes(auth.clone(), query))
         .merge(status::routes(auth.clone()))
+        .merge(admin::routes(auth.clone(), storage.clone(), snapshots))
         .merge(write::routes(auth.clone(), storage.clone()))
         .merge(import::routes(auth.clone(), storage))
         .merge(targets::routes(auth, scrape))

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -50,7 +50,39 @@ pub(super) fn routes(auth: Arc<Auth>, api: Arc<QueryApi>) -> Router {
         .with_state(api)
 }
 
-type Params = Vec<(String, String)>;
+/// Request parameters, in order (`match[]` repeats).
+pub(super) type Params = Vec<(String, String)>;
+
+/// The parameters of a request as Prometheus reads them: the query string,
+/// then a form-encoded body (Grafana POSTs forms; `curl -X POST` may put
+/// everything in the query string).
+pub(super) struct RequestParams(pub Params);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RequestParams {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let mut params: Params = match request.uri().query() {
+            Some(query) => serde_urlencoded::from_str(query)
+                .map_err(|e| ApiError::bad_data(format!("invalid query string: {e}")))?,
+            None => Vec::new(),
+        };
+        let is_form = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let body = axum::body::Bytes::from_request(request, state)
+                .await
+                .map_err(|e| ApiError::bad_data(format!("cannot read the request body: {e}")))?;
+            let form: Params = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| ApiError::bad_data(format!("invalid form body: {e}")))?;
+            params.extend(form);
+        }
+        Ok(RequestParams(params))
+    }
+}
 
 fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
     params
@@ -94,7 +126,10 @@ async fn run(
         .map_err(query_error)
 }
 
-async fn instant(State(api): State<Arc<QueryApi>>, Form(params): Form<Params>) -> Response {
+async fn instant(
+    State(api): State<Arc<QueryApi>>,
+    RequestParams(params): RequestParams,
+) -> Response {
     let prepared = (|| {
         let query = param(&params, "query")
             .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
@@ -112,7 +147,7 @@ async fn instant(State(api): State<Arc<QueryApi>>, Form(params): Form<Params>) -
     }
 }
 
-async fn range(State(api): State<Arc<QueryApi>>, Form(params): Form<Params>) -> Response {
+async fn range(State(api): State<Arc<QueryApi>>, RequestParams(params): RequestParams) -> Response {
     let prepared = (|| {
         let query = param(&params, "query")
             .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
@@ -231,7 +266,7 @@ fn success(result: QueryResult) -> Response {
 }
 
 /// The matchers of each `match[]` selector.
-fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(super) fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut out = Vec::new();
     for (_, text) in params.iter().filter(|(k, _)| k == "match[]") {
         let expr = promql_parser::parser::parse(text)
@@ -264,7 +299,7 @@ fn matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, ApiError> {
     Matcher::new(op, name, value).map_err(|e| ApiError::bad_data(e.to_string()))
 }
 
-fn range_params(params: &Params) -> Result<(i64, i64), ApiError> {
+pub(super) fn range_params(params: &Params) -> Result<(i64, i64), ApiError> {
     Ok((
         time_param(params, "start", i64::MIN / 2)?,
         time_param(params, "end", i64::MAX / 2)?,
@@ -298,7 +333,7 @@ async fn read<T: Send + 'static>(
 
 async fn series(
     State(api): State<Arc<QueryApi>>,
-    Form(params): Form<Params>,
+    RequestParams(params): RequestParams,
 ) -> Result<Json<Json_>, ApiError> {
     let sets = selectors(&params)?;
     if sets.is_empty() {
@@ -320,7 +355,7 @@ async fn series(
 
 async fn labels(
     State(api): State<Arc<QueryApi>>,
-    Form(params): Form<Params>,
+    RequestParams(params): RequestParams,
 ) -> Result<Json<Json_>, ApiError> {
     let sets = selectors(&params)?;
     let (start, end) = range_params(&params)?;
@@ -343,7 +378,7 @@ async fn labels(
 async fn label_values(
     State(api): State<Arc<QueryApi>>,
     Path(name): Path<String>,
-    Form(params): Form<Params>,
+    RequestParams(params): RequestParams,
 ) -> Result<Json<Json_>, ApiError> {
     let sets = selectors(&params)?;
     let (start, end) = range_params(&params)?;

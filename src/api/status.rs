@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::Form;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
 use super::error::{reject, ApiError};
+use super::query::RequestParams;
 use crate::auth::http::{gate, Gate};
 use crate::auth::{Auth, Role};
 
@@ -39,7 +39,7 @@ async fn buildinfo() -> Json<Value> {
     }))
 }
 
-async fn exemplars(Form(params): Form<Vec<(String, String)>>) -> Result<Json<Value>, ApiError> {
+async fn exemplars(RequestParams(params): RequestParams) -> Result<Json<Value>, ApiError> {
     let query = params.iter().find(|(k, _)| k == "query").map(|(_, v)| v);
     if let Some(query) = query {
         promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;

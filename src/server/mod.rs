@@ -169,6 +169,7 @@ impl Server {
                 storage.clone(),
                 scrape.clone(),
                 query,
+                options.storage_path.join("snapshots"),
             ))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));
