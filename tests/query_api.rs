@@ -271,3 +271,50 @@ async fn tsdb_status_and_administration() {
     assert!(server.storage.join("snapshots").join(name).is_dir());
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn the_real_prometheus_federates_from_fleetmon() {
+    use common::{free_port, prometheus_query, prometheus_reaches, Program, PROMETHEUS};
+    if !have_program(PROMETHEUS) {
+        return;
+    }
+    let target = demo_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetmon.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  external_labels: {{site: lab}}\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let server = Fleetmon::start(
+        &dir.path().join("store"),
+        &["--config.file", config.to_str().unwrap()],
+    );
+    let (status, _, _) = Client::admin()
+        .get_text(&server.url("/federate"), None)
+        .await;
+    assert_eq!(status, 400, "match[] is required");
+    let port = free_port();
+    let prometheus_config = dir.path().join("prometheus.yml");
+    let address = server.base.trim_start_matches("http://");
+    std::fs::write(
+        &prometheus_config,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{job=\"demo\"}}']\n    basic_auth:\n      username: admin\n      password: {ADMIN_PASSWORD}\n    static_configs:\n      - targets: ['{address}']\n"),
+    )
+    .unwrap();
+    let _prometheus = Program::prometheus(
+        &prometheus_config,
+        &dir.path().join("prometheus"),
+        port,
+        &[],
+    );
+    prometheus_reaches(port, "count(demo_requests_total)", 2.0).await;
+    let body = prometheus_query(port, "demo_requests_total{code=\"500\"}", None)
+        .await
+        .expect("an answer");
+    let sample = &body["data"]["result"][0];
+    assert_eq!(sample["metric"]["job"], "demo", "{body}");
+    assert_eq!(sample["metric"]["site"], "lab", "{body}");
+    assert_eq!(sample["value"][1], "2");
+    assert!(server.stop().success());
+}

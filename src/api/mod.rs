@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod error;
+pub mod federate;
 mod import;
 pub mod query;
 mod status;
@@ -30,11 +31,13 @@ pub fn routes(
     scrape: Arc<ScrapeManager>,
     query: Arc<query::QueryApi>,
     snapshots: std::path::PathBuf,
+    federation: Arc<federate::Federation>,
 ) -> Router {
     tokens::routes(auth.clone())
         .merge(query::routes(auth.clone(), query))
         .merge(status::routes(auth.clone()))
         .merge(admin::routes(auth.clone(), storage.clone(), snapshots))
+        .merge(federate::routes(auth.clone(), federation))
         .merge(write::routes(auth.clone(), storage.clone()))
         .merge(import::routes(auth.clone(), storage))
         .merge(targets::routes(auth, scrape))

@@ -21,6 +21,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
+use crate::api::federate::Federation;
 use crate::api::query::QueryApi;
 use crate::auth::http::{gate, Gate};
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV, ADMIN_USER};
@@ -142,10 +143,17 @@ impl Server {
             &registry,
             options.remote_flush_deadline,
         ));
+        let external_labels = Arc::new(std::sync::RwLock::new(Vec::new()));
+        let federation = Arc::new(Federation {
+            storage: storage.clone(),
+            lookback_ms: options.query.lookback_delta_ms,
+            external_labels: external_labels.clone(),
+        });
         let reloader = Arc::new(Reloader::new(
             options.config_source.clone(),
             scrape.clone(),
             remote.clone(),
+            external_labels,
             &registry,
         ));
         reloader.loaded();
@@ -170,6 +178,7 @@ impl Server {
                 scrape.clone(),
                 query,
                 options.storage_path.join("snapshots"),
+                federation,
             ))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));

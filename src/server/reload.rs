@@ -22,6 +22,7 @@ pub struct Reloader {
     source: ConfigSource,
     scrape: Arc<ScrapeManager>,
     remote: Arc<RemoteWriteManager>,
+    external_labels: Arc<std::sync::RwLock<Vec<(String, String)>>>,
     running: tokio::sync::Mutex<()>,
     successful: Gauge,
     success_time: Gauge,
@@ -33,6 +34,7 @@ impl Reloader {
         source: ConfigSource,
         scrape: Arc<ScrapeManager>,
         remote: Arc<RemoteWriteManager>,
+        external_labels: Arc<std::sync::RwLock<Vec<(String, String)>>>,
         registry: &Registry,
     ) -> Reloader {
         let successful = registry
@@ -53,6 +55,7 @@ impl Reloader {
             source,
             scrape,
             remote,
+            external_labels,
             running: tokio::sync::Mutex::new(()),
             successful,
             success_time,
@@ -64,6 +67,13 @@ impl Reloader {
         let base = self.source.base_dir();
         self.scrape.apply(config, &base);
         self.remote.apply(config, &base);
+        let external = &config.global.external_labels.value;
+        if let Ok(mut labels) = self.external_labels.write() {
+            *labels = external
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
+        }
     }
 
     /// Records the configuration loaded at start as a successful load.
