@@ -318,3 +318,27 @@ async fn the_real_prometheus_federates_from_fleetmon() {
     assert_eq!(sample["value"][1], "2");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn anonymous_reads_open_queries_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Fleetmon::start(&dir.path().join("store"), &["--web.anonymous-read"]);
+    let anonymous = Client::anonymous();
+    let (status, body) = anonymous.get(&server.url("/api/v1/query?query=1")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = anonymous.get(&server.url("/api/v1/labels")).await;
+    assert_eq!(status, 200);
+    // Writes, administration and the fleet API still need credentials.
+    let (status, _) = anonymous
+        .post(&server.url("/api/v1/admin/tsdb/clean_tombstones"), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = anonymous.get(&server.url("/api/1/vehicles")).await;
+    assert_eq!(status, 401);
+    // A wrong credential is still refused, not read as anonymous.
+    let (status, _) = Client::bearer("fmt_wrong_token")
+        .get(&server.url("/api/v1/query?query=1"))
+        .await;
+    assert_eq!(status, 401);
+    assert!(server.stop().success());
+}

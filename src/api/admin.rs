@@ -30,7 +30,7 @@ pub(super) fn routes(
     let viewer = Router::new()
         .route("/api/v1/status/tsdb", get(tsdb))
         .route_layer(middleware::from_fn_with_state(
-            Gate::new(auth.clone(), Role::Viewer, reject),
+            Gate::reads(auth.clone(), reject),
             gate,
         ))
         .with_state(storage.clone());

@@ -16,7 +16,7 @@ use axum::{middleware, Router};
 use super::error::{reject, ApiError};
 use super::query::{selectors, RequestParams};
 use crate::auth::http::{gate, Gate};
-use crate::auth::{Auth, Role};
+use crate::auth::Auth;
 use crate::clock::now_ms;
 use crate::promql::Queryable;
 use crate::storage::labels::{is_stale_nan, METRIC_NAME};
@@ -36,7 +36,7 @@ pub(super) fn routes(auth: Arc<Auth>, federation: Arc<Federation>) -> Router {
     Router::new()
         .route("/federate", get(federate))
         .route_layer(middleware::from_fn_with_state(
-            Gate::new(auth, Role::Viewer, reject),
+            Gate::reads(auth, reject),
             gate,
         ))
         .with_state(federation)

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value as Json_};
 use super::error::{reject, ApiError};
 use super::time::{parse_duration, parse_time};
 use crate::auth::http::{gate, Gate};
-use crate::auth::{Auth, Role};
+use crate::auth::Auth;
 use crate::clock::now_ms;
 use crate::promql::{Engine, QueryError, QueryResult, Value};
 use crate::storage::{Labels, MatchOp, Matcher, Storage};
@@ -44,7 +44,7 @@ pub(super) fn routes(auth: Arc<Auth>, api: Arc<QueryApi>) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route_layer(middleware::from_fn_with_state(
-            Gate::new(auth, Role::Viewer, reject),
+            Gate::reads(auth, reject),
             gate,
         ))
         .with_state(api)

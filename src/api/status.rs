@@ -13,14 +13,14 @@ use serde_json::{json, Value};
 use super::error::{reject, ApiError};
 use super::query::RequestParams;
 use crate::auth::http::{gate, Gate};
-use crate::auth::{Auth, Role};
+use crate::auth::Auth;
 
 pub(super) fn routes(auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route_layer(middleware::from_fn_with_state(
-            Gate::new(auth, Role::Viewer, reject),
+            Gate::reads(auth, reject),
             gate,
         ))
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::error::{reject, ApiError};
 use super::time::rfc3339_ms;
 use crate::auth::http::{gate, Gate};
-use crate::auth::{Auth, Role};
+use crate::auth::Auth;
 use crate::config::PromDuration;
 use crate::scrape::ScrapeManager;
 
@@ -24,7 +24,7 @@ pub(super) fn routes(auth: Arc<Auth>, scrape: Arc<ScrapeManager>) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/metadata", get(metadata))
         .route_layer(middleware::from_fn_with_state(
-            Gate::new(auth, Role::Viewer, reject),
+            Gate::reads(auth, reject),
             gate,
         ))
         .with_state(scrape)

@@ -66,6 +66,9 @@ pub struct Gate {
     auth: Arc<Auth>,
     needed: Role,
     reject: fn(Rejection) -> Response,
+    /// Whether callers without credentials read as viewers
+    /// (`--web.anonymous-read`, for the Prometheus API's reads).
+    anonymous: bool,
 }
 
 impl Gate {
@@ -75,9 +78,23 @@ impl Gate {
             auth,
             needed,
             reject,
+            anonymous: false,
+        }
+    }
+
+    /// A viewer gate for the Prometheus API's reads: with
+    /// `--web.anonymous-read` it also lets callers without credentials
+    /// through, as viewers.
+    pub fn reads(auth: Arc<Auth>, reject: fn(Rejection) -> Response) -> Gate {
+        Gate {
+            anonymous: auth.anonymous_read(),
+            ..Gate::new(auth, Role::Viewer, reject)
         }
     }
 }
+
+/// Who an anonymous read is recorded as.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// Middleware: authenticate, check the role, then run the handler with the
 /// [`Principal`] in the request's extensions.
@@ -91,6 +108,13 @@ pub async fn gate(State(gate): State<Gate>, mut request: Request, next: Next) ->
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if header.is_none() && gate.anonymous {
+        request.extensions_mut().insert(Principal {
+            name: ANONYMOUS.to_string(),
+            role: Role::Viewer,
+        });
+        return next.run(request).await;
+    }
     let auth = gate.auth.clone();
     // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
     let checked = tokio::task::spawn_blocking(move || auth.authenticate(header.as_deref(), client))

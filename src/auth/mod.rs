@@ -136,6 +136,7 @@ pub struct Auth {
     tokens: KvTree,
     failures: FailureLimiter,
     verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    anonymous_read: bool,
 }
 
 impl Auth {
@@ -146,7 +147,20 @@ impl Auth {
             tokens: kv.tree(trees::TOKENS)?,
             failures: FailureLimiter::default(),
             verified: Mutex::new(HashMap::new()),
+            anonymous_read: false,
         })
+    }
+
+    /// Lets the Prometheus API's reads through without credentials
+    /// (`--web.anonymous-read`, for a trusted network).
+    pub fn with_anonymous_read(mut self, on: bool) -> Auth {
+        self.anonymous_read = on;
+        self
+    }
+
+    /// Whether reads need no credentials.
+    pub fn anonymous_read(&self) -> bool {
+        self.anonymous_read
     }
 
     /// Creates the `admin` account when no account exists yet, with `password`

@@ -178,6 +178,10 @@ struct ServeArgs {
         default_value = "10s"
     )]
     shutdown_timeout: PromDuration,
+    /// Let the Prometheus API's reads (queries, labels, series, targets, federation) through
+    /// without credentials, for a trusted network. The fleet API and every write still need them.
+    #[arg(long = "web.anonymous-read", env = "FLEETMON_WEB_ANONYMOUS_READ")]
+    anonymous_read: bool,
     /// How long remote-write queues keep sending what is stored at shutdown (the rest goes
     /// out after the next start).
     #[arg(
@@ -391,6 +395,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_samples: args.query_max_samples,
         },
         query_concurrency: args.query_max_concurrency,
+        anonymous_read: args.anonymous_read,
         admin_password: std::env::var(ADMIN_PASSWORD_ENV)
             .ok()
             .filter(|p| !p.is_empty()),

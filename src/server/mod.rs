@@ -63,6 +63,8 @@ pub struct ServerOptions {
     pub query: EngineOptions,
     /// Queries evaluated at once (`--query.max-concurrency`).
     pub query_concurrency: usize,
+    /// The Prometheus API's reads need no credentials (`--web.anonymous-read`).
+    pub anonymous_read: bool,
     /// The admin password to set at first start (else one is generated).
     pub admin_password: Option<String>,
 }
@@ -97,7 +99,7 @@ impl Server {
             duration_ms = replay.duration.as_millis() as u64,
             "time-series store opened; WAL replayed"
         );
-        let auth = Arc::new(Auth::new(&kv)?);
+        let auth = Arc::new(Auth::new(&kv)?.with_anonymous_read(options.anonymous_read));
         if let Some(generated) = auth.ensure_admin(options.admin_password.as_deref())? {
             tracing::warn!(
                 "created user '{ADMIN_USER}' with the generated password {generated} — shown this once; set {ADMIN_PASSWORD_ENV} before the first start to choose it"
