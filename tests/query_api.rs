@@ -97,6 +97,22 @@ async fn queries_answer_in_prometheus_shapes() {
     assert!(!values.is_empty());
     assert!(values.iter().all(|p| p[1] == "12"), "{values:?}");
 
+    // `stats=all` and a `timeout` as Grafana sends it.
+    let (status, body) = admin
+        .get(&server.url("/api/v1/query?query=demo_requests_total&stats=all&timeout=30s"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let samples = &body["data"]["stats"]["samples"];
+    assert!(
+        samples["totalQueryableSamples"].as_u64().unwrap_or(0) >= 2,
+        "{body}"
+    );
+    assert!(body["data"]["stats"]["timings"]["evalTotalTime"].is_number());
+    let (status, body) = admin
+        .get(&server.url("/api/v1/query?query=up&timeout=soon"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
     // Grafana's datasource probes: buildinfo without `features` (so it is
     // taken for a Prometheus), and exemplars with millisecond times.
     let (status, body) = admin.get(&server.url("/api/v1/status/buildinfo")).await;

@@ -109,9 +109,36 @@ fn query_error(e: QueryError) -> ApiError {
     }
 }
 
+/// The optional parameters every query takes.
+struct QueryOptions {
+    /// `timeout`: at most this long (the configured timeout still bounds it).
+    timeout: Option<std::time::Duration>,
+    /// `stats=all`: answer with the query's statistics.
+    stats: bool,
+}
+
+impl QueryOptions {
+    fn of(params: &Params) -> Result<QueryOptions, ApiError> {
+        let timeout = match param(params, "timeout") {
+            None => None,
+            Some(text) => {
+                let ms = parse_duration(text).map_err(|e| {
+                    ApiError::bad_data(format!("invalid parameter \"timeout\": {e}"))
+                })?;
+                Some(std::time::Duration::from_millis(ms.max(0) as u64))
+            }
+        };
+        Ok(QueryOptions {
+            timeout,
+            stats: param(params, "stats").is_some(),
+        })
+    }
+}
+
 /// Runs a query on a blocking thread, within the concurrency limit.
 async fn run(
     api: Arc<QueryApi>,
+    timeout: Option<std::time::Duration>,
     query: impl FnOnce(&Engine) -> Result<QueryResult, QueryError> + Send + 'static,
 ) -> Result<QueryResult, ApiError> {
     let _permit = api
@@ -120,10 +147,13 @@ async fn run(
         .await
         .map_err(|_| ApiError::internal("the query queue is closed"))?;
     let worker = api.clone();
-    tokio::task::spawn_blocking(move || query(&worker.engine))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(query_error)
+    tokio::task::spawn_blocking(move || match timeout {
+        Some(timeout) => query(&worker.engine.with_timeout(timeout)),
+        None => query(&worker.engine),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(query_error)
 }
 
 async fn instant(
@@ -141,8 +171,16 @@ async fn instant(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match run(api, move |engine| engine.instant(&query, time)).await {
-        Ok(result) => success(result),
+    let options = match QueryOptions::of(&params) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    match run(api, options.timeout, move |engine| {
+        engine.instant(&query, time)
+    })
+    .await
+    {
+        Ok(result) => success(result, options.stats),
         Err(e) => e.into_response(),
     }
 }
@@ -203,8 +241,16 @@ async fn range(State(api): State<Arc<QueryApi>>, RequestParams(params): RequestP
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match run(api, move |engine| engine.range(&query, start, end, step)).await {
-        Ok(result) => success(result),
+    let options = match QueryOptions::of(&params) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    match run(api, options.timeout, move |engine| {
+        engine.range(&query, start, end, step)
+    })
+    .await
+    {
+        Ok(result) => success(result, options.stats),
         Err(e) => e.into_response(),
     }
 }
@@ -227,7 +273,7 @@ fn point(t: i64, v: f64) -> Json_ {
     json!([seconds(t), crate::promql::format_value(v)])
 }
 
-fn success(result: QueryResult) -> Response {
+fn success(result: QueryResult, with_stats: bool) -> Response {
     let (result_type, data) = match &result.value {
         Value::Scalar { t, v } => ("scalar", point(*t, *v)),
         Value::String { t, v } => ("string", json!([seconds(*t), v])),
@@ -256,6 +302,23 @@ fn success(result: QueryResult) -> Response {
     };
     let mut body =
         json!({"status": "success", "data": {"resultType": result_type, "result": data}});
+    if with_stats {
+        let seconds = result.stats.eval_seconds;
+        body["data"]["stats"] = json!({
+            "timings": {
+                "evalTotalTime": seconds,
+                "resultSortTime": 0.0,
+                "queryPreparationTime": 0.0,
+                "innerEvalTime": seconds,
+                "execQueueTime": 0.0,
+                "execTotalTime": seconds,
+            },
+            "samples": {
+                "totalQueryableSamples": result.stats.total_queryable_samples,
+                "peakSamples": result.stats.peak_samples,
+            },
+        });
+    }
     if !result.warnings.is_empty() {
         body["warnings"] = json!(result.warnings);
     }

@@ -117,6 +117,8 @@ pub struct Evaluator<'q> {
     lookback: i64,
     limits: Limits,
     samples: usize,
+    /// Samples read from the store.
+    pub loaded: usize,
     /// Annotations for the answer.
     pub notes: Annotations,
     /// Whether this is a range query (some functions warn then).
@@ -137,6 +139,7 @@ impl<'q> Evaluator<'q> {
             lookback,
             limits,
             samples: 0,
+            loaded: 0,
             notes: Annotations::default(),
             range_query: false,
         }
@@ -145,6 +148,11 @@ impl<'q> Evaluator<'q> {
     /// How far back a selector looks for a sample, ms.
     pub fn lookback(&self) -> i64 {
         self.lookback
+    }
+
+    /// Points held so far.
+    pub fn held(&self) -> usize {
+        self.samples
     }
 
     /// Counts points the query now holds; fails past `--query.max-samples`.
@@ -272,6 +280,7 @@ impl<'q> Evaluator<'q> {
                         *v = f64::NAN;
                     }
                 }
+                self.loaded += samples.len();
                 self.hold(samples.len())?;
                 out.push((series.labels, samples));
             }

@@ -60,6 +60,7 @@ impl Engine {
 
     /// Evaluates `query` at `time_ms`.
     pub fn instant(&self, query: &str, time_ms: i64) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
         let expr = parse(query)?;
         let grid = Grid {
             start: time_ms,
@@ -101,7 +102,7 @@ impl Engine {
                 Value::Matrix(series)
             }
         };
-        Ok(finish(value, evaluator))
+        Ok(finish(value, evaluator, started))
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`.
@@ -122,6 +123,7 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        let started = Instant::now();
         let expr = parse(query)?;
         let grid = Grid {
             start: start_ms,
@@ -162,7 +164,19 @@ impl Engine {
             .filter(|s| !s.points.is_empty())
             .collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(finish(Value::Matrix(series), evaluator))
+        Ok(finish(Value::Matrix(series), evaluator, started))
+    }
+
+    /// The same engine with at most `timeout` per query (a request's
+    /// `timeout` parameter; the configured one still bounds it).
+    pub fn with_timeout(&self, timeout: Duration) -> Engine {
+        Engine {
+            queryable: self.queryable.clone(),
+            options: EngineOptions {
+                timeout: timeout.min(self.options.timeout),
+                ..self.options
+            },
+        }
     }
 
     fn evaluator(&self, grid: Grid) -> Evaluator<'_> {
@@ -182,9 +196,14 @@ fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
     promql_parser::parser::parse(query).map_err(QueryError::BadData)
 }
 
-fn finish(value: Value, evaluator: Evaluator<'_>) -> QueryResult {
+fn finish(value: Value, evaluator: Evaluator<'_>, started: Instant) -> QueryResult {
     QueryResult {
         value,
+        stats: value::QueryStats {
+            total_queryable_samples: evaluator.loaded as u64,
+            peak_samples: evaluator.held() as u64,
+            eval_seconds: started.elapsed().as_secs_f64(),
+        },
         warnings: evaluator.notes.warnings,
         infos: evaluator.notes.infos,
     }

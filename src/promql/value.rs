@@ -89,6 +89,19 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     /// `infos` of the API answer (e.g. rate over a metric not named like a counter).
     pub infos: Vec<String>,
+    /// What the evaluation cost (`stats=all`).
+    pub stats: QueryStats,
+}
+
+/// A query's statistics, as Prometheus reports them with `stats=all`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from the store.
+    pub total_queryable_samples: u64,
+    /// Points the evaluation held (an upper bound of the peak).
+    pub peak_samples: u64,
+    /// Time spent evaluating, seconds.
+    pub eval_seconds: f64,
 }
 
 /// Why a query failed, with the API's `errorType` and status.
