@@ -113,6 +113,18 @@ async fn queries_answer_in_prometheus_shapes() {
         .await;
     assert_eq!(status, 400, "{body}");
 
+    let (status, body) = admin
+        .get(
+            &server
+                .url("/api/v1/format_query?query=sum(rate(demo_requests_total%5B5m%5D))by(code)"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        "sum by (code) (rate(demo_requests_total[5m]))"
+    );
+
     // Grafana's datasource probes: buildinfo without `features` (so it is
     // taken for a Prometheus), and exemplars with millisecond times.
     let (status, body) = admin.get(&server.url("/api/v1/status/buildinfo")).await;

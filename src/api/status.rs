@@ -1,8 +1,9 @@
 //! Status endpoints Grafana and Prometheus tools call, for the viewer role:
 //! `status/buildinfo` (Prometheus's shape, without `features`, so Grafana
-//! takes fleetmon for a Prometheus and not a Mimir) and `query_exemplars`
+//! takes fleetmon for a Prometheus and not a Mimir), `query_exemplars`
 //! (fleetmon keeps no exemplars: always an empty list, which is what
-//! Grafana's exemplar probe needs, even with its millisecond times).
+//! Grafana's exemplar probe needs, even with its millisecond times), and
+//! `format_query` (the query pretty-printed, or its parse error).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub(super) fn routes(auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
         .route_layer(middleware::from_fn_with_state(
             Gate::reads(auth, reject),
             gate,
@@ -45,4 +47,14 @@ async fn exemplars(RequestParams(params): RequestParams) -> Result<Json<Value>, 
         promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;
     }
     Ok(Json(json!({"status": "success", "data": []})))
+}
+
+async fn format_query(RequestParams(params): RequestParams) -> Result<Json<Value>, ApiError> {
+    let query = params
+        .iter()
+        .find(|(k, _)| k == "query")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let expr = promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;
+    Ok(Json(json!({"status": "success", "data": expr.prettify()})))
 }
