@@ -142,6 +142,18 @@ async fn queries_answer_in_prometheus_shapes() {
         "{body}"
     );
 
+    // Rules and alerts: Prometheus's shapes, nothing evaluated yet.
+    let (status, body) = admin.get(&server.url("/api/v1/rules?type=recording")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["groups"], serde_json::json!([]));
+    let (_, body) = admin.get(&server.url("/api/v1/alerts")).await;
+    assert_eq!(body["data"]["alerts"], serde_json::json!([]));
+    // A POST to a GET-only endpoint is 405, never 404 (Grafana retries as GET).
+    let (status, _) = admin
+        .post(&server.url("/api/v1/status/buildinfo"), None)
+        .await;
+    assert_eq!(status, 405);
+
     // Labels and series.
     let (_, body) = admin.get(&server.url("/api/v1/label/code/values")).await;
     assert_eq!(body["data"], serde_json::json!(["200", "500"]));

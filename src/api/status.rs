@@ -3,7 +3,11 @@
 //! takes fleetmon for a Prometheus and not a Mimir), `query_exemplars`
 //! (fleetmon keeps no exemplars: always an empty list, which is what
 //! Grafana's exemplar probe needs, even with its millisecond times), and
-//! `format_query` (the query pretty-printed, or its parse error).
+//! `format_query` (the query pretty-printed, or its parse error). `rules`
+//! and `alerts` answer in Prometheus's shape with what is evaluated: no
+//! rule groups yet (the rules engine is still to come), so Grafana's
+//! datasource, which reads `data.groups` at start, finds an empty list
+//! rather than an error.
 
 use std::sync::Arc;
 
@@ -21,6 +25,8 @@ pub(super) fn routes(auth: Arc<Auth>) -> Router {
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
         .route_layer(middleware::from_fn_with_state(
             Gate::reads(auth, reject),
             gate,
@@ -57,4 +63,12 @@ async fn format_query(RequestParams(params): RequestParams) -> Result<Json<Value
         .unwrap_or("");
     let expr = promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;
     Ok(Json(json!({"status": "success", "data": expr.prettify()})))
+}
+
+async fn rules() -> Json<Value> {
+    Json(json!({"status": "success", "data": {"groups": []}}))
+}
+
+async fn alerts() -> Json<Value> {
+    Json(json!({"status": "success", "data": {"alerts": []}}))
 }

@@ -110,6 +110,9 @@ impl Server {
             rule_files = options.config.rule_files.len(),
             "configuration loaded"
         );
+        if !options.config.rule_files.is_empty() {
+            tracing::warn!("rule_files are kept but not loaded or evaluated yet: the rules engine is still to come");
+        }
 
         let registry = Arc::new(Registry::new());
         let build_info = registry.gauge(
