@@ -145,6 +145,7 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
         }
         "histogram_quantile" => histogram_quantile(ev, args, grid),
         "histogram_fraction" => histogram_fraction(ev, args, grid),
+        "histogram_quantiles" => histogram_quantiles(ev, args, grid),
         "hour" | "minute" | "month" | "year" | "day_of_month" | "day_of_week" | "day_of_year"
         | "days_in_month"
             if args.is_empty() =>
@@ -573,6 +574,50 @@ fn histogram_quantile(
         }
         value
     })
+}
+
+/// `histogram_quantiles(buckets, "label", φ…)`: one series per φ, labelled
+/// with it (as Prometheus 3 writes floats in labels).
+fn histogram_quantiles(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Evaluated, QueryError> {
+    let rows = vector_arg(ev, args, 0, grid)?;
+    let label = string_arg(ev, args, 1, grid)?;
+    check_label_name(&label)?;
+    let mut out = Vec::new();
+    for i in 2..args.len() {
+        let phi = scalar_arg(ev, args, i, grid)?;
+        if let Some(q) = phi.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            ev.notes.warn(functions::notes::invalid_quantile(*q));
+        }
+        let value = crate::scrape::exposition::canonical_float(phi[0]);
+        let Evaluated::Vector(result) =
+            classic_histograms(ev, &rows, grid, |ev, metric, step, buckets| {
+                let (value, notes) = functions::histogram_quantile(phi[step], buckets);
+                if notes.forced_monotonic {
+                    ev.notes.info(functions::notes::forced_monotonicity(metric));
+                }
+                value
+            })?
+        else {
+            continue;
+        };
+        for row in result {
+            if row.labels.get(&label).is_some() {
+                return Err(QueryError::Execution(format!(
+                    "label {label:?} already exists on the buckets of histogram_quantiles"
+                )));
+            }
+            out.push(Row {
+                labels: with_label(&row.labels, &label, &value),
+                values: row.values,
+                drop_name: row.drop_name,
+            });
+        }
+    }
+    Ok(Evaluated::Vector(merge_rows(out)?))
 }
 
 /// `histogram_fraction(lower, upper, buckets)` over classic `le` buckets.

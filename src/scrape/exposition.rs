@@ -2040,6 +2040,15 @@ fn hex_float(
     ))
 }
 
+/// A float as Prometheus 3 writes it in `le`/`quantile` label values
+/// (`1` → `1.0`, `0.25`, `1e+06`, `+Inf`); see [`format_openmetrics_float`].
+pub fn canonical_float(value: f64) -> String {
+    let mut out = SmallBuf::default();
+    // 40 bytes hold any float in this form.
+    let _ = format_openmetrics_float(value, &mut out);
+    String::from_utf8_lossy(out.as_bytes()).into_owned()
+}
+
 /// Prometheus's `FormatOpenMetricsFloat`: Go's shortest `%g`-style
 /// formatting (exponent form when the decimal exponent is below -4 or at
 /// least 6, exponent with a sign and two or more digits), with `.0` added
