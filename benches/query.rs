@@ -7,7 +7,9 @@
 //!
 //! The data: the shared workload (`benches/common/workload.rs`, seed 42) for
 //! `--hours` ending now, one sample per series every 15 s, written as one
-//! OpenMetrics file (second timestamps, `# EOF`), one scrape after another.
+//! OpenMetrics file (second timestamps, `# EOF`), one scrape after another
+//! and without `# TYPE` lines (so metric families interleave, as the three
+//! importers accept; the file then streams from the generator).
 //! It goes into fleetmon with `fleetmon import FILE --storage.path DIR`
 //! (offline), into Prometheus with `promtool tsdb create-blocks-from
 //! openmetrics FILE DIR`, and into VictoriaMetrics through
@@ -16,9 +18,9 @@
 //! `-search.disableCache -search.latencyOffset=0s`, so that no result cache
 //! answers. Each server runs alone, one after another, on a fresh temporary
 //! directory and a loopback port, with no scrape jobs; before the queries it
-//! is left to finish its background work (no CPU use for 2 s; Prometheus,
-//! holding more than two backfilled 2 h blocks, is first given the minute
-//! after which it compacts them).
+//! is left to finish its background work (under 2 % of a core for 2 s; with more
+//! than 2 h of data, Prometheus is first given the minute after which it
+//! compacts promtool's 2 h blocks).
 //!
 //! The queries are the six of the monitoring guide's "Requêtes PromQL
 //! utiles" (`/work/shared/seed/monitoring-guide.fr.md`) and the ones the
@@ -193,20 +195,20 @@ fn series_name(labels: &[(String, String)]) -> String {
     format!("{name}{{{}}}", pairs.join(","))
 }
 
-/// Runs a command to completion; its output, or why it failed.
+/// Runs a command to completion; its standard output, or why it failed.
 fn run_command(command: &mut Command) -> Result<String, String> {
     let output = command
         .output()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if output.status.success() {
-        Ok(text)
+        Ok(stdout)
     } else {
-        Err(format!("{command:?} failed ({}): {text}", output.status))
+        Err(format!(
+            "{command:?} failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 
@@ -282,11 +284,15 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `name` on `dir` and waits until it answers its readiness path.
-    async fn start(name: &'static str, dir: &Path, http: &reqwest::Client) -> Server {
+    async fn start(
+        name: &'static str,
+        dir: &Path,
+        http: &reqwest::Client,
+    ) -> Result<Server, String> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let config = dir.with_extension("yml");
-        std::fs::write(&config, "global: {}\n").expect("config");
+        std::fs::write(&config, "global: {}\n").map_err(|e| e.to_string())?;
         let (program, args, ready, auth): (_, Vec<String>, _, _) = match name {
             "fleetmon" => (
                 env!("CARGO_BIN_EXE_fleetmon"),
@@ -328,8 +334,7 @@ impl Server {
             .args(&args)
             .env("FLEETMON_ADMIN_PASSWORD", PASSWORD)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::null());
         // SAFETY: prctl is async-signal-safe; the server dies with the bench
         // even when the bench is killed and no Drop runs.
         unsafe {
@@ -338,8 +343,12 @@ impl Server {
                 Ok(())
             });
         }
-        let child = command.spawn().expect("start the server");
-        let server = Server {
+        let log = dir.with_extension("log");
+        command.stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        let mut server = Server {
             name,
             child,
             base: format!("http://{listen}"),
@@ -355,10 +364,13 @@ impl Server {
             if ready {
                 break;
             }
-            assert!(Instant::now() < deadline, "{name} did not become ready");
+            if Instant::now() > deadline || matches!(server.child.try_wait(), Ok(Some(_))) {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!("{name} did not become ready; its log:\n{log}"));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        server
+        Ok(server)
     }
 
     fn pid(&self) -> String {
@@ -535,7 +547,7 @@ async fn load(
             )?;
         }
         _ => {
-            let server = Server::start(name, dir, http).await;
+            let server = Server::start(name, dir, http).await?;
             import_victoria_metrics(http, &server.base, file).await?;
             let flushed = http
                 .get(format!("{}/internal/force_flush", server.base))
@@ -550,10 +562,10 @@ async fn load(
         }
     }
     eprintln!("{name}: loaded in {:.1} s", began.elapsed().as_secs_f64());
-    let server = Server::start(name, dir, http).await;
-    if name == "prometheus" && setup.hours > 4 {
-        // More than two 2 h blocks: Prometheus compacts them a minute after
-        // it starts; queries are measured on the compacted blocks.
+    let server = Server::start(name, dir, http).await?;
+    if name == "prometheus" && setup.hours > 2 {
+        // Possibly three or more 2 h blocks: Prometheus compacts them a
+        // minute after it starts; queries are measured on the result.
         tokio::time::sleep(Duration::from_secs(70)).await;
     }
     server.settle().await;
@@ -662,12 +674,12 @@ fn report(runs: &[Option<ServerRun>; 3]) {
     };
     let header = |unit: &str| {
         println!(
-            "{:<17} {:>8} {:>12} {:>14} {:>12} {:>9} {:>9}",
+            "{:<17} {:>8} {:>12} {:>14} {:>19} {:>9} {:>9}",
             "query",
             "series",
             format!("fleetmon {unit}"),
             format!("Prometheus {unit}"),
-            format!("VictoriaM {unit}"),
+            format!("VictoriaMetrics {unit}"),
             "fm/Prom",
             "fm/VM"
         );
@@ -681,7 +693,7 @@ fn report(runs: &[Option<ServerRun>; 3]) {
             .find_map(|r| r.queries[q].series.as_ref().ok())
             .map_or("–".to_string(), |n| n.to_string());
         println!(
-            "{:<17} {:>8} {:>12} {:>14} {:>12} {:>9} {:>9}",
+            "{:<17} {:>8} {:>12} {:>14} {:>19} {:>9} {:>9}",
             name,
             series,
             cell(ms(0, q), 1),
@@ -695,7 +707,7 @@ fn report(runs: &[Option<ServerRun>; 3]) {
     header("MiB");
     for (q, (name, _)) in QUERIES.iter().enumerate() {
         println!(
-            "{:<17} {:>8} {:>12} {:>14} {:>12} {:>9} {:>9}",
+            "{:<17} {:>8} {:>12} {:>14} {:>19} {:>9} {:>9}",
             name,
             "",
             cell(rss(0, q), 0),
@@ -707,7 +719,7 @@ fn report(runs: &[Option<ServerRun>; 3]) {
     }
     let all = |s: usize| runs[s].as_ref().map_or(f64::NAN, |r| mib(r.peak_rss));
     println!(
-        "{:<17} {:>8} {:>12} {:>14} {:>12} {:>9} {:>9}",
+        "{:<17} {:>8} {:>12} {:>14} {:>19} {:>9} {:>9}",
         "all queries",
         "",
         cell(all(0), 0),
