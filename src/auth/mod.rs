@@ -458,7 +458,8 @@ mod tests {
             .is_ok());
         let raw: Vec<(Vec<u8>, serde_json::Value)> =
             kv.tree(trees::TOKENS).unwrap().entries().unwrap();
-        let secret = token.rsplit('_').next().unwrap();
+        // `fmt_<id>_<secret>`; the secret itself may contain `_`.
+        let secret = token.splitn(3, '_').nth(2).unwrap();
         assert!(
             !raw[0].1.to_string().contains(secret),
             "secret stored in clear"
