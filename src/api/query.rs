@@ -156,103 +156,65 @@ async fn run(
     .map_err(query_error)
 }
 
+fn query_param(params: &Params) -> Result<String, ApiError> {
+    param(params, "query")
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))
+}
+
+/// A required time or duration parameter, read by `parse`.
+fn required(
+    params: &Params,
+    name: &str,
+    parse: fn(&str) -> Result<i64, String>,
+) -> Result<i64, ApiError> {
+    let text = param(params, name).unwrap_or("");
+    parse(text).map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}")))
+}
+
 async fn instant(
     State(api): State<Arc<QueryApi>>,
     RequestParams(params): RequestParams,
-) -> Response {
-    let prepared = (|| {
-        let query = param(&params, "query")
-            .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
-            .to_string();
-        let time = time_param(&params, "time", now_ms())?;
-        Ok::<_, ApiError>((query, time))
-    })();
-    let (query, time) = match prepared {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let options = match QueryOptions::of(&params) {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    match run(api, options.timeout, move |engine| {
+) -> Result<Response, ApiError> {
+    let query = query_param(&params)?;
+    let time = time_param(&params, "time", now_ms())?;
+    let options = QueryOptions::of(&params)?;
+    let result = run(api, options.timeout, move |engine| {
         engine.instant(&query, time)
     })
-    .await
-    {
-        Ok(result) => success(result, options.stats),
-        Err(e) => e.into_response(),
-    }
+    .await?;
+    Ok(success(result, options.stats))
 }
 
-async fn range(State(api): State<Arc<QueryApi>>, RequestParams(params): RequestParams) -> Response {
-    let prepared = (|| {
-        let query = param(&params, "query")
-            .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query is empty"))?
-            .to_string();
-        let start = param(&params, "start")
-            .ok_or_else(|| {
-                ApiError::bad_data(
-                    "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
-                )
-            })
-            .and_then(|t| {
-                parse_time(t)
-                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"start\": {e}")))
-            })?;
-        let end = param(&params, "end")
-            .ok_or_else(|| {
-                ApiError::bad_data(
-                    "invalid parameter \"end\": cannot parse \"\" to a valid timestamp",
-                )
-            })
-            .and_then(|t| {
-                parse_time(t)
-                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"end\": {e}")))
-            })?;
-        if end < start {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"end\": end timestamp must not be before start time",
-            ));
-        }
-        let step = param(&params, "step")
-            .ok_or_else(|| {
-                ApiError::bad_data(
-                    "invalid parameter \"step\": cannot parse \"\" to a valid duration",
-                )
-            })
-            .and_then(|s| {
-                parse_duration(s)
-                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))
-            })?;
-        if step <= 0 {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        if (end - start) / step > MAX_POINTS_PER_SERIES {
-            return Err(ApiError::bad_data(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-            ));
-        }
-        Ok((query, start, end, step))
-    })();
-    let (query, start, end, step) = match prepared {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let options = match QueryOptions::of(&params) {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    match run(api, options.timeout, move |engine| {
+async fn range(
+    State(api): State<Arc<QueryApi>>,
+    RequestParams(params): RequestParams,
+) -> Result<Response, ApiError> {
+    let query = query_param(&params)?;
+    let start = required(&params, "start", parse_time)?;
+    let end = required(&params, "end", parse_time)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = required(&params, "step", parse_duration)?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let options = QueryOptions::of(&params)?;
+    let result = run(api, options.timeout, move |engine| {
         engine.range(&query, start, end, step)
     })
-    .await
-    {
-        Ok(result) => success(result, options.stats),
-        Err(e) => e.into_response(),
-    }
+    .await?;
+    Ok(success(result, options.stats))
 }
 
 /// Seconds with millisecond precision, as Prometheus writes sample times.
