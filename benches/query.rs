@@ -448,18 +448,27 @@ impl Server {
         Ok((elapsed, body.to_vec()))
     }
 
-    /// The value of an instant query that answers one number.
-    async fn instant_value(&self, http: &reqwest::Client, query: &str, at: i64) -> Option<f64> {
-        let body: serde_json::Value = self
+    /// The value of an instant query that answers one number, or the
+    /// answer that is not one.
+    async fn instant_value(
+        &self,
+        http: &reqwest::Client,
+        query: &str,
+        at: i64,
+    ) -> Result<f64, String> {
+        let body = self
             .request(http.post(format!("{}/api/v1/query", self.base)))
             .form(&[("query", query.to_string()), ("time", at.to_string())])
             .send()
             .await
-            .ok()?
-            .json()
+            .map_err(|e| e.to_string())?
+            .text()
             .await
-            .ok()?;
-        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["data"]["result"][0]["value"][1].as_str()?.parse().ok())
+            .ok_or_else(|| body.chars().take(300).collect())
     }
 }
 
@@ -577,11 +586,13 @@ async fn load(
             setup.last_ms.div_euclid(1000),
         )
         .await;
-    if count != Some(setup.series as f64) {
-        println!(
-            "warning: {name} holds {count:?} series at the end of the data, not {}",
+    match count {
+        Ok(n) if n == setup.series as f64 => {}
+        Ok(n) => println!(
+            "warning: {name} holds {n} series at the end of the data, not {}",
             setup.series
-        );
+        ),
+        Err(e) => println!("warning: {name}: counting the series failed: {e}"),
     }
     server.settle().await;
     Ok(server)
