@@ -1,8 +1,8 @@
 //! Aggregation operators (`sum`, `avg`, `min`, `max`, `count`, `group`,
 //! `stddev`, `stdvar`, `quantile`, `topk`, `bottomk`, `limitk`,
 //! `limit_ratio`, `count_values`) with `by`/`without`, step by step. Groups
-//! are computed once per series; `sum` and `avg` use Kahan-compensated
-//! sums as Prometheus 3 does.
+//! are computed once per series; `sum`, `avg` and `stdvar` share the
+//! compensated sums of the `*_over_time` functions, as in Prometheus 3.
 
 use std::collections::HashMap;
 
@@ -110,35 +110,6 @@ fn groups(rows: &[Row], modifier: Option<&LabelModifier>) -> Vec<(Labels, Vec<us
     out
 }
 
-/// Kahan-compensated running sum.
-#[derive(Default, Clone, Copy)]
-struct Kahan {
-    sum: f64,
-    compensation: f64,
-}
-
-impl Kahan {
-    fn add(&mut self, v: f64) {
-        let t = self.sum + v;
-        if t.is_infinite() {
-            self.compensation = 0.0;
-        } else if self.sum.abs() >= v.abs() {
-            self.compensation += (self.sum - t) + v;
-        } else {
-            self.compensation += (v - t) + self.sum;
-        }
-        self.sum = t;
-    }
-
-    fn value(&self) -> f64 {
-        if self.sum.is_infinite() {
-            self.sum
-        } else {
-            self.sum + self.compensation
-        }
-    }
-}
-
 fn reduce(
     op: TokenId,
     rows: Vec<Row>,
@@ -162,18 +133,14 @@ fn reduce(
                 continue;
             }
             *slot = match op {
-                T_SUM => {
-                    let mut sum = Kahan::default();
-                    scratch.iter().for_each(|v| sum.add(*v));
-                    sum.value()
-                }
-                T_AVG => average(&scratch),
+                T_SUM => functions::kahan_sum(scratch.iter().copied()),
+                T_AVG => functions::mean(scratch.iter().copied()),
                 T_COUNT => scratch.len() as f64,
                 T_GROUP => 1.0,
                 T_MIN => extreme(&scratch, |a, b| a < b),
                 T_MAX => extreme(&scratch, |a, b| a > b),
-                T_STDDEV => variance(&scratch).sqrt(),
-                T_STDVAR => variance(&scratch),
+                T_STDDEV => functions::variance(scratch.iter().copied()).sqrt(),
+                T_STDVAR => functions::variance(scratch.iter().copied()),
                 T_QUANTILE => {
                     let q = phi.map_or(f64::NAN, |p| p[step]);
                     functions::quantile(q, &mut scratch)
@@ -204,42 +171,6 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
         }
     }
     best
-}
-
-/// The mean, as Prometheus 3 computes `avg`: a Kahan sum divided by the
-/// count, falling back to an incremental mean when the sum overflows.
-fn average(values: &[f64]) -> f64 {
-    let mut sum = Kahan::default();
-    let mut overflowed = false;
-    for &v in values {
-        let before = sum.sum;
-        sum.add(v);
-        // Only finite values summing to an infinity is an overflow; an
-        // infinite input makes the mean infinite (or NaN) anyway.
-        if sum.sum.is_infinite() && before.is_finite() && v.is_finite() {
-            overflowed = true;
-        }
-    }
-    if !overflowed {
-        return sum.value() / values.len() as f64;
-    }
-    let mut mean = 0.0;
-    for (i, &v) in values.iter().enumerate() {
-        mean += v / (i + 1) as f64 - mean / (i + 1) as f64;
-    }
-    mean
-}
-
-/// Population variance, by Welford's method as Prometheus computes it.
-fn variance(values: &[f64]) -> f64 {
-    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-    for &v in values {
-        count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        m2 += delta * (v - mean);
-    }
-    m2 / count
 }
 
 fn select_series(

@@ -271,14 +271,14 @@ impl RangeFunction {
             RangeFunction::PredictLinear => predict_linear(samples, window.eval_ms, args[0])?,
             RangeFunction::Resets => resets(samples).count() as f64,
             RangeFunction::Changes => changes(samples),
-            RangeFunction::AvgOverTime => avg_over_time(samples),
+            RangeFunction::AvgOverTime => mean(samples.iter().map(|s| s.1)),
             RangeFunction::MinOverTime => extreme_over_time(samples, replaces_min).1,
             RangeFunction::MaxOverTime => extreme_over_time(samples, replaces_max).1,
-            RangeFunction::SumOverTime => sum_over_time(samples),
+            RangeFunction::SumOverTime => kahan_sum(samples.iter().map(|s| s.1)),
             RangeFunction::CountOverTime => samples.len() as f64,
             RangeFunction::QuantileOverTime => quantile_over_time(samples, args[0], notes, scratch),
-            RangeFunction::StddevOverTime => variance_over_time(samples).sqrt(),
-            RangeFunction::StdvarOverTime => variance_over_time(samples),
+            RangeFunction::StddevOverTime => variance(samples.iter().map(|s| s.1)).sqrt(),
+            RangeFunction::StdvarOverTime => variance(samples.iter().map(|s| s.1)),
             RangeFunction::MadOverTime => mad_over_time(samples, scratch),
             RangeFunction::LastOverTime => last_v,
             RangeFunction::FirstOverTime => first_v,
@@ -493,15 +493,19 @@ fn changes(samples: &[(i64, f64)]) -> f64 {
         .count() as f64
 }
 
-/// `avg_over_time`: the Kahan-compensated sum divided by the count, unless
-/// the sum overflows, from which point on the mean is updated incrementally
-/// (which is less accurate but cannot overflow).
-fn avg_over_time(samples: &[(i64, f64)]) -> f64 {
-    let mut sum = (samples[0].1, 0.0);
+/// The mean of `values` (NaN when empty), as Prometheus 3 computes
+/// `avg` and `avg_over_time`: a Kahan sum divided by the count, switching
+/// to a Kahan-compensated incremental mean once the sum would overflow.
+pub fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values = values.into_iter();
+    let Some(first) = values.next() else {
+        return f64::NAN;
+    };
+    let mut sum = (first, 0.0);
     let mut count = 1.0;
     let mut mean = None;
-    for (i, &(_, v)) in samples.iter().enumerate().skip(1) {
-        count = (i + 1) as f64;
+    for v in values {
+        count += 1.0;
         let (m, c) = match mean {
             Some(mean) => mean,
             None => {
@@ -523,11 +527,11 @@ fn avg_over_time(samples: &[(i64, f64)]) -> f64 {
     }
 }
 
-/// `sum_over_time`: a Kahan-compensated sum.
-fn sum_over_time(samples: &[(i64, f64)]) -> f64 {
-    let (sum, c) = samples
-        .iter()
-        .fold(KAHAN_ZERO, |acc, &(_, v)| kahan_inc(v, acc));
+/// A Kahan-compensated sum (`sum`, `sum_over_time`).
+pub fn kahan_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, c) = values
+        .into_iter()
+        .fold(KAHAN_ZERO, |acc, v| kahan_inc(v, acc));
     if sum.is_infinite() {
         sum
     } else {
@@ -536,11 +540,11 @@ fn sum_over_time(samples: &[(i64, f64)]) -> f64 {
 }
 
 /// The population variance, updated incrementally (Welford) with Kahan
-/// compensation of both running sums.
-fn variance_over_time(samples: &[(i64, f64)]) -> f64 {
+/// compensation of both running sums (`stdvar`, `stdvar_over_time`).
+pub fn variance(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut count = 0.0;
     let (mut mean, mut aux) = (KAHAN_ZERO, KAHAN_ZERO);
-    for &(_, v) in samples {
+    for v in values {
         count += 1.0;
         let delta = v - (mean.0 + mean.1);
         mean = kahan_inc(delta / count, mean);
