@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::workload::{Workload, INTERVAL_MS};
-use common::{arg, dir_bytes, status_bytes};
+use common::{arg, cpu_seconds, dir_bytes, free_port, status_bytes};
 use fleetmon::remote::wire::encode_request;
 
 const SAMPLES_PER_REQUEST: usize = 5_000;
@@ -29,13 +29,6 @@ const SENDERS: usize = 3;
 /// Scrapes encoded at a time.
 const SLICE_STEPS: i64 = 40;
 const PASSWORD: &str = "bench-admin-password";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A server under test: how to start it and where it listens.
 struct Target {
@@ -119,23 +112,6 @@ fn empty_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("prometheus.yml");
     std::fs::write(&path, "global: {}\n").expect("config");
     path
-}
-
-/// utime + stime of `pid`, seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 struct Figures {

@@ -58,7 +58,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::workload::{Workload, INTERVAL_MS};
-use common::{arg, status_bytes};
+use common::{arg, cpu_seconds, free_port, status_bytes};
 
 const SERVERS: [&str; 3] = ["fleetmon", "prometheus", "victoria-metrics"];
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -260,13 +260,6 @@ async fn import_victoria_metrics(
 
 // ---------------------------------------------------------------- servers
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A running server; killed when dropped.
 struct Server {
     name: &'static str,
@@ -403,10 +396,10 @@ impl Server {
     /// (at most 10 minutes): whatever it does after starting is done.
     async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(600);
-        let mut before = cpu_seconds(&self.pid());
+        let mut before = cpu_seconds(self.pid());
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = cpu_seconds(&self.pid());
+            let now = cpu_seconds(self.pid());
             if now - before <= 0.04 {
                 return;
             }
@@ -470,23 +463,6 @@ impl Server {
             .and_then(|v| v["data"]["result"][0]["value"][1].as_str()?.parse().ok())
             .ok_or_else(|| body.chars().take(300).collect())
     }
-}
-
-/// utime + stime of `pid`, seconds.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 /// Resets the peak RSS (VmHWM) of `pid` to its current RSS; false where

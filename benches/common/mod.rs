@@ -1,5 +1,5 @@
 //! Code shared by the benchmarks: the workload, and small helpers for
-//! arguments, disk usage and process memory.
+//! arguments, ports, disk usage and process memory and CPU.
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
 pub mod workload;
@@ -44,4 +44,29 @@ pub fn status_bytes(pid: &str, field: &str) -> u64 {
         })
         .unwrap_or(0)
         * 1024
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// utime + stime of process `pid`, seconds.
+pub fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
 }
