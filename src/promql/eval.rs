@@ -251,6 +251,8 @@ impl<'q> Evaluator<'q> {
         let mut alternatives = vec![selector.matchers.matchers.clone()];
         alternatives.extend(selector.matchers.or_matchers.iter().cloned());
         let mut out: Vec<SelectedSeries> = Vec::new();
+        let alternatives_count = alternatives.len();
+        let mut seen: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         for matchers in alternatives {
             let mut converted = Vec::with_capacity(matchers.len() + 1);
             if let Some(name) = &selector.name {
@@ -270,7 +272,8 @@ impl<'q> Evaluator<'q> {
                 .select(&converted, mint, maxt)
                 .map_err(QueryError::Internal)?;
             for series in found {
-                if out.iter().any(|(l, _)| *l == series.labels) {
+                // Only `or` alternatives can select a series twice.
+                if alternatives_count > 1 && !seen.insert(series.labels.clone()) {
                     continue;
                 }
                 let mut samples = series.samples;
