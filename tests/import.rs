@@ -14,12 +14,11 @@ use std::process::Command;
 
 use common::{
     comparable_bits, create_token, free_port, have_program, matrix_samples, prometheus_query,
-    read_store, Client, ComparableSample, Fleetmon, Program, ADMIN_PASSWORD, PROMETHEUS,
+    promtool_backfill, read_store, Client, ComparableSample, Fleetmon, Program, ADMIN_PASSWORD,
+    PROMETHEUS, PROMTOOL,
 };
 use fleetmon::storage::{MatchOp, Matcher};
 use serde_json::Value;
-
-const PROMTOOL: &str = "/usr/bin/promtool";
 
 type Sample = ComparableSample;
 
@@ -118,17 +117,7 @@ async fn an_openmetrics_month_imports_as_promtool_backfills_it() {
 
     // promtool's blocks, read through the real Prometheus.
     let blocks = dir.path().join("promtool");
-    let promtool = Command::new(PROMTOOL)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&file)
-        .arg(&blocks)
-        .output()
-        .unwrap();
-    assert!(
-        promtool.status.success(),
-        "{}",
-        String::from_utf8_lossy(&promtool.stderr)
-    );
+    promtool_backfill(&file, &blocks);
     let expected = prometheus_samples(&blocks, end).await;
     assert_eq!(expected.len(), 3 * 30 * 24 * 6);
 

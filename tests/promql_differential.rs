@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{
-    free_port, have_program, metric_labels, prom_value, Client, Fleetmon, Program, PROMETHEUS,
+    free_port, have_program, metric_labels, prom_value, promtool_backfill, Client, Fleetmon,
+    Program, PROMETHEUS, PROMTOOL,
 };
 use serde_json::Value;
 
-const PROMTOOL: &str = "/usr/bin/promtool";
 /// Samples every 15 s for 2 h.
 const STEP_S: i64 = 15;
 const POINTS: i64 = 2 * 3600 / STEP_S;
@@ -256,17 +256,7 @@ async fn queries_answer_as_the_real_prometheus_does() {
     std::fs::write(&file, openmetrics(end_s)).unwrap();
 
     let blocks = dir.path().join("prometheus");
-    let out = Command::new(PROMTOOL)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&file)
-        .arg(&blocks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_backfill(&file, &blocks);
     let store = dir.path().join("fleetmon");
     let out = Command::new(env!("CARGO_BIN_EXE_fleetmon"))
         .args([

@@ -426,3 +426,22 @@ pub fn matrix_samples(body: &Value) -> BTreeSet<ComparableSample> {
     }
     out
 }
+
+/// The real promtool, from Debian's `prometheus` package.
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+
+/// Backfills the OpenMetrics `file` into Prometheus blocks under `blocks`
+/// with `promtool tsdb create-blocks-from openmetrics`.
+pub fn promtool_backfill(file: &Path, blocks: &Path) {
+    let out = Command::new(PROMTOOL)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(file)
+        .arg(blocks)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
