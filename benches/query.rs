@@ -47,7 +47,9 @@
 //! fleetmon is faster or smaller). A warning line names each query for which
 //! fleetmon and Prometheus answer with different numbers of series, or one
 //! of them fails. `--only fleetmon|prometheus|victoria-metrics` runs one
-//! server.
+//! server. `--keep DIR` keeps each server's loaded data in `DIR` (and the
+//! data's time range in `DIR/range`), and a later run with the same
+//! `--series` and `--hours` queries it again instead of loading anew.
 
 mod common;
 
@@ -490,6 +492,13 @@ fn answer_series(body: &[u8]) -> Result<usize, String> {
     }
 }
 
+/// The last sample time kept in `dir` for data of `shape` (`series hours`).
+fn kept_range(dir: &Path, shape: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("range")).ok()?;
+    let (kept_shape, last) = text.trim().rsplit_once(' ')?;
+    (kept_shape == shape).then(|| last.parse().ok()).flatten()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -547,6 +556,17 @@ async fn load(
         }
     }
     eprintln!("{name}: loaded in {:.1} s", began.elapsed().as_secs_f64());
+    start_loaded(name, dir, setup, http).await
+}
+
+/// Starts `name` on the data loaded under `dir`, and waits until it is
+/// idle and answers for every series.
+async fn start_loaded(
+    name: &'static str,
+    dir: &Path,
+    setup: &Setup,
+    http: &reqwest::Client,
+) -> Result<Server, String> {
     let server = Server::start(name, dir, http).await?;
     if name == "prometheus" && setup.hours > 2 {
         // Possibly three or more 2 h blocks: Prometheus compacts them a
@@ -578,6 +598,11 @@ async fn load(
 async fn measure(server: &Server, setup: &Setup, http: &reqwest::Client) -> ServerRun {
     let pid = server.pid();
     let exact_peaks = reset_peak_rss(&pid);
+    eprintln!(
+        "  {}: RSS before the queries {:.0} MiB",
+        server.name,
+        status_bytes(&pid, "VmRSS:") as f64 / 1048576.0
+    );
     let mut peak_rss = 0;
     let mut queries = Vec::new();
     for (name, query) in QUERIES {
@@ -746,13 +771,23 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
 
+    let keep = args
+        .iter()
+        .position(|a| a == "--keep")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+
     let steps = hours as i64 * 3_600_000 / INTERVAL_MS;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     // The last sample a scrape interval ago, on the 15 s grid.
-    let last_ms = (now_ms - INTERVAL_MS).div_euclid(INTERVAL_MS) * INTERVAL_MS;
+    let mut last_ms = (now_ms - INTERVAL_MS).div_euclid(INTERVAL_MS) * INTERVAL_MS;
+    let shape = format!("{series} {hours}");
+    if let Some(kept) = keep.as_ref().and_then(|dir| kept_range(dir, &shape)) {
+        last_ms = kept;
+    }
     let setup = Setup {
         series,
         hours,
@@ -774,15 +809,34 @@ fn main() {
         println!("# {name:<17} {query}");
     }
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("workload.om.txt");
-    let began = Instant::now();
-    let bytes = write_openmetrics(&file, series, setup.first_ms, steps).expect("write the data");
-    eprintln!(
-        "data: {:.0} MiB of OpenMetrics in {:.1} s",
-        bytes as f64 / 1048576.0,
-        began.elapsed().as_secs_f64()
-    );
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let dir = match &keep {
+        Some(kept) => {
+            if kept_range(kept, &shape) != Some(last_ms) {
+                // Another shape, or nothing kept yet: start over.
+                let _ = std::fs::remove_dir_all(kept);
+                std::fs::create_dir_all(kept).expect("create the --keep directory");
+                std::fs::write(kept.join("range"), format!("{shape} {last_ms}"))
+                    .expect("write the kept range");
+            }
+            kept.clone()
+        }
+        None => temporary.path().to_path_buf(),
+    };
+    let file = dir.join("workload.om.txt");
+    let needs_file = SERVERS
+        .iter()
+        .any(|name| only.as_ref().is_none_or(|o| o == name) && !dir.join(name).exists());
+    if needs_file {
+        let began = Instant::now();
+        let bytes =
+            write_openmetrics(&file, series, setup.first_ms, steps).expect("write the data");
+        eprintln!(
+            "data: {:.0} MiB of OpenMetrics in {:.1} s",
+            bytes as f64 / 1048576.0,
+            began.elapsed().as_secs_f64()
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -806,8 +860,13 @@ fn main() {
             println!("# {name}: not installed ({missing}); skipped");
             continue;
         }
-        let store: PathBuf = dir.path().join(name);
-        let server = match runtime.block_on(load(name, &store, &file, &setup, &http)) {
+        let store: PathBuf = dir.join(name);
+        let loaded = if keep.is_some() && store.exists() {
+            runtime.block_on(start_loaded(name, &store, &setup, &http))
+        } else {
+            runtime.block_on(load(name, &store, &file, &setup, &http))
+        };
+        let server = match loaded {
             Ok(server) => server,
             Err(e) => {
                 println!("warning: {name}: loading the data failed: {e}");
@@ -816,8 +875,12 @@ fn main() {
         };
         measured[i] = Some(runtime.block_on(measure(&server, &setup, &http)));
         server.stop();
-        // Room on disk for the next server.
-        let _ = std::fs::remove_dir_all(&store);
+        if keep.is_none() {
+            // Room on disk for the next server.
+            let _ = std::fs::remove_dir_all(&store);
+        }
     }
+    // The servers' stores are what a later run reuses.
+    let _ = std::fs::remove_file(&file);
     report(&measured);
 }

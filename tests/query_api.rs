@@ -62,7 +62,7 @@ async fn queries_answer_in_prometheus_shapes() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["resultType"], "scalar");
-    assert_eq!(body["data"]["result"], serde_json::json!([4.0, "2"]));
+    assert_eq!(body["data"]["result"], serde_json::json!([4, "2"]));
 
     let (_, body) = admin
         .get(&server.url("/api/v1/query?query=demo_requests_total%7Bcode%3D~%225..%22%7D"))

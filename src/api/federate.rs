@@ -62,7 +62,8 @@ async fn federate(
         for matchers in &sets {
             let found = store.select(matchers, now - federation.lookback_ms + 1, now)?;
             for series in found {
-                let newest = series.samples.iter().rev().find(|(t, _)| *t <= now);
+                let samples = series.samples.read()?;
+                let newest = samples.iter().rev().find(|(t, _)| *t <= now);
                 if let Some(&(t, v)) = newest.filter(|(_, v)| !is_stale_nan(*v)) {
                     latest.insert((series.labels, t, v.to_bits()));
                 }

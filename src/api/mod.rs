@@ -10,6 +10,7 @@ pub mod error;
 pub mod federate;
 mod import;
 pub mod query;
+mod result_json;
 mod status;
 mod targets;
 pub mod time;

@@ -9,18 +9,19 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde_json::{json, Map, Value as Json_};
 
 use super::error::{reject, ApiError};
+use super::result_json;
 use super::time::{parse_duration, parse_time};
 use crate::auth::http::{gate, Gate};
 use crate::auth::Auth;
 use crate::clock::now_ms;
-use crate::promql::{Engine, QueryError, QueryResult, Value};
+use crate::promql::{Engine, QueryError, QueryResult};
 use crate::storage::{Labels, MatchOp, Matcher, Storage};
 
 /// Most points a range query may return per series, as Prometheus.
@@ -135,25 +136,30 @@ impl QueryOptions {
     }
 }
 
-/// Runs a query on a blocking thread, within the concurrency limit.
+/// Runs a query on a blocking thread, within the concurrency limit, and
+/// writes its answer there too (a large one takes a while).
 async fn run(
     api: Arc<QueryApi>,
-    timeout: Option<std::time::Duration>,
+    options: QueryOptions,
     query: impl FnOnce(&Engine) -> Result<QueryResult, QueryError> + Send + 'static,
-) -> Result<QueryResult, ApiError> {
+) -> Result<Response, ApiError> {
     let _permit = api
         .concurrency
         .acquire()
         .await
         .map_err(|_| ApiError::internal("the query queue is closed"))?;
     let worker = api.clone();
-    tokio::task::spawn_blocking(move || match timeout {
-        Some(timeout) => query(&worker.engine.with_timeout(timeout)),
-        None => query(&worker.engine),
+    let body = tokio::task::spawn_blocking(move || {
+        let result = match options.timeout {
+            Some(timeout) => query(&worker.engine.with_timeout(timeout)),
+            None => query(&worker.engine),
+        };
+        result.map(|result| result_json::success_body(&result, options.stats))
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(query_error)
+    .map_err(query_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn query_param(params: &Params) -> Result<String, ApiError> {
@@ -179,11 +185,7 @@ async fn instant(
     let query = query_param(&params)?;
     let time = time_param(&params, "time", now_ms())?;
     let options = QueryOptions::of(&params)?;
-    let result = run(api, options.timeout, move |engine| {
-        engine.instant(&query, time)
-    })
-    .await?;
-    Ok(success(result, options.stats))
+    run(api, options, move |engine| engine.instant(&query, time)).await
 }
 
 async fn range(
@@ -210,16 +212,10 @@ async fn range(
         ));
     }
     let options = QueryOptions::of(&params)?;
-    let result = run(api, options.timeout, move |engine| {
+    run(api, options, move |engine| {
         engine.range(&query, start, end, step)
     })
-    .await?;
-    Ok(success(result, options.stats))
-}
-
-/// Seconds with millisecond precision, as Prometheus writes sample times.
-fn seconds(t: i64) -> Json_ {
-    json!(t as f64 / 1000.0)
+    .await
 }
 
 fn labels_json(labels: &Labels) -> Json_ {
@@ -229,65 +225,6 @@ fn labels_json(labels: &Labels) -> Json_ {
         .map(|(n, v)| (n.clone(), Json_::String(v.clone())))
         .collect();
     Json_::Object(map)
-}
-
-fn point(t: i64, v: f64) -> Json_ {
-    json!([seconds(t), crate::promql::format_value(v)])
-}
-
-fn success(result: QueryResult, with_stats: bool) -> Response {
-    let (result_type, data) = match &result.value {
-        Value::Scalar { t, v } => ("scalar", point(*t, *v)),
-        Value::String { t, v } => ("string", json!([seconds(*t), v])),
-        Value::Vector(samples) => (
-            "vector",
-            Json_::Array(
-                samples
-                    .iter()
-                    .map(|s| json!({"metric": labels_json(&s.labels), "value": point(s.t, s.v)}))
-                    .collect(),
-            ),
-        ),
-        Value::Matrix(series) => (
-            "matrix",
-            Json_::Array(
-                series
-                    .iter()
-                    .map(|s| {
-                        let values: Vec<Json_> =
-                            s.points.iter().map(|(t, v)| point(*t, *v)).collect();
-                        json!({"metric": labels_json(&s.labels), "values": values})
-                    })
-                    .collect(),
-            ),
-        ),
-    };
-    let mut body =
-        json!({"status": "success", "data": {"resultType": result_type, "result": data}});
-    if with_stats {
-        let seconds = result.stats.eval_seconds;
-        body["data"]["stats"] = json!({
-            "timings": {
-                "evalTotalTime": seconds,
-                "resultSortTime": 0.0,
-                "queryPreparationTime": 0.0,
-                "innerEvalTime": seconds,
-                "execQueueTime": 0.0,
-                "execTotalTime": seconds,
-            },
-            "samples": {
-                "totalQueryableSamples": result.stats.total_queryable_samples,
-                "peakSamples": result.stats.peak_samples,
-            },
-        });
-    }
-    if !result.warnings.is_empty() {
-        body["warnings"] = json!(result.warnings);
-    }
-    if !result.infos.is_empty() {
-        body["infos"] = json!(result.infos);
-    }
-    Json(body).into_response()
 }
 
 /// The matchers of each `match[]` selector.

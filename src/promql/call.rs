@@ -74,20 +74,18 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
                 Some(Expr::MatrixSelector(matrix)) => absent_labels(&matrix.vs.matchers),
                 _ => Labels::from_sorted(Vec::new()),
             };
-            let values = (0..grid.len())
-                .map(|step| {
-                    let end = ranges.ends[step];
-                    let any = ranges
-                        .rows
-                        .iter()
-                        .any(|(_, points)| !window(points, end, ranges.range, 0).0.is_empty());
-                    if any {
-                        ABSENT
-                    } else {
-                        1.0
+            let mut values = vec![1.0; grid.len()];
+            for row in &ranges.rows {
+                let points = row.points(&ev.budget)?;
+                let mut from = 0;
+                for (step, value) in values.iter_mut().enumerate() {
+                    let (window, next) = window(&points, ranges.ends[step], ranges.range, from);
+                    from = next;
+                    if !window.is_empty() {
+                        *value = ABSENT;
                     }
-                })
-                .collect();
+                }
+            }
             Ok(only_present(labels, values))
         }
         "timestamp" => timestamp(ev, args, grid),
@@ -323,15 +321,15 @@ fn range_function(
     let ranges = ranges_arg(ev, args, range_position, grid)?;
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
     let counter_function = matches!(name, "rate" | "increase");
-    let mut rows = Vec::with_capacity(ranges.rows.len());
-    let mut step_args = vec![0.0; scalars.len()];
-    for (labels, points) in &ranges.rows {
-        ev.check_deadline()?;
+    let rows = ev.per_series(ranges.rows.len(), |i, budget, notes| {
+        let row = &ranges.rows[i];
+        let points = row.points(budget)?;
         let mut values = vec![ABSENT; grid.len()];
+        let mut step_args = vec![0.0; scalars.len()];
         let mut from = 0;
         for (step, slot) in values.iter_mut().enumerate() {
             let end = ranges.ends[step];
-            let (samples, next) = window(points, end, ranges.range, from);
+            let (samples, next) = window(&points, end, ranges.range, from);
             from = next;
             if samples.is_empty() {
                 continue;
@@ -340,26 +338,26 @@ fn range_function(
                 *a = values[step];
             }
             let input = Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
-            match functions::eval_range(name, &input, &step_args, &mut ev.notes) {
+            match functions::eval_range(name, &input, &step_args, notes) {
                 Some(Ok(v)) => *slot = v,
                 Some(Err(message)) => return Err(QueryError::Execution(message)),
                 None => {}
             }
         }
-        if values.iter().any(|v| !absent(*v)) {
-            let metric = labels.metric_name().unwrap_or("");
-            if counter_function && !metric.is_empty() && !functions::is_counter_name(metric) {
-                ev.notes
-                    .info(functions::notes::possible_non_counter(metric));
-            }
-            ev.hold(values.len())?;
-            rows.push(Row {
-                labels: labels.clone(),
-                values,
-                drop_name: !keeps_name,
-            });
+        if values.iter().all(|v| absent(*v)) {
+            return Ok(None);
         }
-    }
+        let metric = row.labels.metric_name().unwrap_or("");
+        if counter_function && !metric.is_empty() && !functions::is_counter_name(metric) {
+            notes.info(functions::notes::possible_non_counter(metric));
+        }
+        budget.hold(values.len())?;
+        Ok(Some(Row {
+            labels: row.labels.clone(),
+            values,
+            drop_name: !keeps_name,
+        }))
+    })?;
     Ok(Evaluated::Vector(merge_rows(rows)?))
 }
 
@@ -441,18 +439,19 @@ fn timestamp(
         return Ok(Evaluated::Vector(Vec::new()));
     };
     let mut rows = Vec::new();
-    for (labels, points) in &ranges.rows {
+    for row in &ranges.rows {
+        let points = row.points(&ev.budget)?;
         let values: Vec<f64> = ranges
             .ends
             .iter()
-            .map(|end| match window(points, *end, lookback, 0).0.last() {
+            .map(|end| match window(&points, *end, lookback, 0).0.last() {
                 Some((t, _)) => *t as f64 / 1000.0,
                 None => ABSENT,
             })
             .collect();
         if values.iter().any(|v| !absent(*v)) {
             rows.push(Row {
-                labels: labels.clone(),
+                labels: row.labels.clone(),
                 values,
                 drop_name: true,
             });

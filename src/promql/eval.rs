@@ -10,20 +10,30 @@
 //! range vector ([`Ranges`]) keeps each series' raw points and how to cut
 //! its window at each step.
 //!
+//! Selectors read lazily: the store hands over each series' labels and a
+//! way to read its samples, and a node reads one series' samples, reduces
+//! them to its values per step and lets them go before the next — spread
+//! over the machine's cores when there are many series ([`Evaluator::per_series`]).
+//! What a query holds at once is counted against `--query.max-samples` by
+//! a [`Budget`] all those threads share.
+//!
 //! Prometheus 3 semantics kept here: lookback windows and range windows are
 //! left-open, `(t - d, t]`; a stale marker ends a series at once; `offset`
 //! (also negative) and `@` (with `start()`/`end()`) shift the time a
 //! selector reads; subqueries evaluate their expression at steps aligned to
 //! multiples of their resolution.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::{MatchOp as ParserOp, Matchers};
 use promql_parser::parser::{AtModifier, Expr, LabelModifier, Offset, VectorSelector};
 
 use super::functions::Annotations;
-use super::value::{QueryError, Queryable};
+use super::value::{QueryError, Queryable, SampleSource, SeriesData};
 use super::{aggregate, binary, call};
 use crate::storage::labels::{is_stale_nan, METRIC_NAME};
 use crate::storage::{Labels, MatchOp, Matcher};
@@ -73,14 +83,107 @@ pub struct Row {
     pub drop_name: bool,
 }
 
-/// A series read from the store and its points.
-pub type SelectedSeries = (Labels, Vec<(i64, f64)>);
+/// One series of a range vector.
+pub struct RangeRow {
+    /// Its labels.
+    pub labels: Labels,
+    points: Points,
+}
+
+enum Points {
+    /// Computed (by a subquery): in time order, no stale markers.
+    Ready(Vec<(i64, f64)>),
+    /// In the store, read when needed.
+    Stored {
+        source: Box<dyn SampleSource>,
+        mint: i64,
+        maxt: i64,
+    },
+}
+
+impl RangeRow {
+    /// A row of computed points (in time order, no stale markers).
+    pub fn ready(labels: Labels, points: Vec<(i64, f64)>) -> RangeRow {
+        RangeRow {
+            labels,
+            points: Points::Ready(points),
+        }
+    }
+
+    /// Its points in time order, without stale markers; read from the store
+    /// if they are there, and held against the budget until dropped.
+    pub fn points<'b>(&'b self, budget: &'b Budget) -> Result<HeldPoints<'b>, QueryError> {
+        match &self.points {
+            Points::Ready(points) => Ok(HeldPoints {
+                points: Cow::Borrowed(points),
+                budget,
+                held: 0,
+            }),
+            Points::Stored { source, mint, maxt } => {
+                let mut points = read_samples(source.as_ref(), *mint, *maxt, budget)?;
+                points.retain(|(_, v)| !is_stale_nan(*v));
+                Ok(points)
+            }
+        }
+    }
+}
+
+/// A series' points, counted as held by a query until dropped.
+pub struct HeldPoints<'b> {
+    points: Cow<'b, [(i64, f64)]>,
+    budget: &'b Budget,
+    held: usize,
+}
+
+impl HeldPoints<'_> {
+    fn retain(&mut self, keep: impl FnMut(&(i64, f64)) -> bool) {
+        self.points.to_mut().retain(keep);
+    }
+}
+
+impl Deref for HeldPoints<'_> {
+    type Target = [(i64, f64)];
+
+    fn deref(&self) -> &[(i64, f64)] {
+        &self.points
+    }
+}
+
+impl Drop for HeldPoints<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.held);
+    }
+}
+
+/// Reads a series' samples in `[mint, maxt]` (stale markers kept), NaN
+/// values made canonical so that none is [`ABSENT`].
+fn read_samples<'b>(
+    source: &dyn SampleSource,
+    mint: i64,
+    maxt: i64,
+    budget: &'b Budget,
+) -> Result<HeldPoints<'b>, QueryError> {
+    let mut samples = source.read().map_err(QueryError::Internal)?;
+    samples.retain(|(t, _)| *t >= mint && *t <= maxt);
+    for (_, v) in samples.iter_mut() {
+        if v.is_nan() && !is_stale_nan(*v) {
+            *v = f64::NAN;
+        }
+    }
+    budget.loaded.fetch_add(samples.len(), Ordering::Relaxed);
+    budget.hold(samples.len())?;
+    let held = samples.len();
+    Ok(HeldPoints {
+        points: Cow::Owned(samples),
+        budget,
+        held,
+    })
+}
 
 /// A range vector: each series' points, and the windows to cut from them.
-#[derive(Debug, Clone)]
 pub struct Ranges {
-    /// Series and their points in time order (no stale markers).
-    pub rows: Vec<SelectedSeries>,
+    /// Series, with their points or how to read them.
+    pub rows: Vec<RangeRow>,
     /// Window width, ms.
     pub range: i64,
     /// The window's end at each step, ms (offset and `@` applied).
@@ -88,7 +191,6 @@ pub struct Ranges {
 }
 
 /// What a node evaluates to.
-#[derive(Debug, Clone)]
 pub enum Evaluated {
     /// One value per step.
     Scalar(Vec<f64>),
@@ -100,14 +202,73 @@ pub enum Evaluated {
     Ranges(Ranges),
 }
 
-/// Limits of one evaluation.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Points a query may hold at once (`--query.max-samples`).
-    pub max_samples: usize,
+/// What one query may hold and how long it may run, and what it has read:
+/// shared by the threads evaluating it.
+pub struct Budget {
+    /// Points the query may hold at once (`--query.max-samples`).
+    max_samples: usize,
     /// When the query must have finished.
-    pub deadline: Instant,
+    deadline: Instant,
+    held: AtomicUsize,
+    peak: AtomicUsize,
+    loaded: AtomicUsize,
 }
+
+impl Budget {
+    /// A budget of `max_samples` points at once, until `deadline`.
+    pub fn new(max_samples: usize, deadline: Instant) -> Budget {
+        Budget {
+            max_samples,
+            deadline,
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            loaded: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts points the query now holds; fails past `--query.max-samples`.
+    pub fn hold(&self, points: usize) -> Result<(), QueryError> {
+        let held = self.held.fetch_add(points, Ordering::Relaxed) + points;
+        self.peak.fetch_max(held, Ordering::Relaxed);
+        if held > self.max_samples {
+            return Err(QueryError::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Points the query no longer holds.
+    pub fn release(&self, points: usize) {
+        self.held.fetch_sub(points, Ordering::Relaxed);
+    }
+
+    /// The most points held at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Samples read from the store so far.
+    pub fn loaded(&self) -> usize {
+        self.loaded.load(Ordering::Relaxed)
+    }
+
+    /// Fails once the query's time is up.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        if Instant::now() > self.deadline {
+            return Err(QueryError::Timeout(
+                "query timed out in query execution".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Series below which a node's work stays on the query's thread.
+const PARALLEL_MIN_SERIES: usize = 64;
+/// Series a thread takes at a time.
+const PARALLEL_BATCH: usize = 16;
 
 /// One query's evaluation state.
 pub struct Evaluator<'q> {
@@ -115,10 +276,8 @@ pub struct Evaluator<'q> {
     /// The query's own grid (`start()`/`end()` refer to it).
     pub query_grid: Grid,
     lookback: i64,
-    limits: Limits,
-    samples: usize,
-    /// Samples read from the store.
-    pub loaded: usize,
+    /// Its limits and counters.
+    pub budget: Budget,
     /// Annotations for the answer.
     pub notes: Annotations,
     /// Whether this is a range query (some functions warn then).
@@ -131,15 +290,13 @@ impl<'q> Evaluator<'q> {
         queryable: &'q Arc<dyn Queryable>,
         grid: Grid,
         lookback: i64,
-        limits: Limits,
+        budget: Budget,
     ) -> Evaluator<'q> {
         Evaluator {
             queryable,
             query_grid: grid,
             lookback,
-            limits,
-            samples: 0,
-            loaded: 0,
+            budget,
             notes: Annotations::default(),
             range_query: false,
         }
@@ -150,31 +307,90 @@ impl<'q> Evaluator<'q> {
         self.lookback
     }
 
-    /// Points held so far.
-    pub fn held(&self) -> usize {
-        self.samples
-    }
-
     /// Counts points the query now holds; fails past `--query.max-samples`.
-    pub fn hold(&mut self, points: usize) -> Result<(), QueryError> {
-        self.samples += points;
-        if self.samples > self.limits.max_samples {
-            return Err(QueryError::Execution(
-                "query processing would load too many samples into memory in query execution"
-                    .into(),
-            ));
-        }
-        Ok(())
+    pub fn hold(&self, points: usize) -> Result<(), QueryError> {
+        self.budget.hold(points)
     }
 
     /// Fails once the query's time is up.
     pub fn check_deadline(&self) -> Result<(), QueryError> {
-        if Instant::now() > self.limits.deadline {
-            return Err(QueryError::Timeout(
-                "query timed out in query execution".into(),
-            ));
+        self.budget.check_deadline()
+    }
+
+    /// Runs `work` for each of `count` series and gathers what it returns,
+    /// in series order; with many series, on every core. `work` gets the
+    /// series' index, the query's budget and where to note annotations.
+    /// The first failure (in series order) is the result.
+    pub fn per_series<T: Send>(
+        &mut self,
+        count: usize,
+        work: impl Fn(usize, &Budget, &mut Annotations) -> Result<Option<T>, QueryError> + Sync,
+    ) -> Result<Vec<T>, QueryError> {
+        let threads = if count < PARALLEL_MIN_SERIES {
+            1
+        } else {
+            cores().min(count.div_ceil(PARALLEL_BATCH))
+        };
+        let budget = &self.budget;
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let done: Mutex<Vec<Done<T>>> = Mutex::new(Vec::new());
+        let worker = || {
+            let mut mine = Done {
+                found: Vec::new(),
+                notes: Annotations::default(),
+                failed: None,
+            };
+            'batches: while !stop.load(Ordering::Relaxed) {
+                let first = next.fetch_add(PARALLEL_BATCH, Ordering::Relaxed);
+                if first >= count {
+                    break;
+                }
+                for i in first..(first + PARALLEL_BATCH).min(count) {
+                    let outcome = budget
+                        .check_deadline()
+                        .and_then(|()| work(i, budget, &mut mine.notes));
+                    match outcome {
+                        Ok(Some(found)) => mine.found.push((i, found)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            mine.failed = Some((i, e));
+                            stop.store(true, Ordering::Relaxed);
+                            break 'batches;
+                        }
+                    }
+                }
+            }
+            done.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(mine);
+        };
+        if threads == 1 {
+            worker();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 1..threads {
+                    scope.spawn(worker);
+                }
+                worker();
+            });
         }
-        Ok(())
+        let mut found = Vec::new();
+        let mut failed: Option<(usize, QueryError)> = None;
+        for part in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            found.extend(part.found);
+            self.notes.merge(part.notes);
+            if let Some((i, e)) = part.failed {
+                if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+                    failed = Some((i, e));
+                }
+            }
+        }
+        if let Some((_, e)) = failed {
+            return Err(e);
+        }
+        found.sort_unstable_by_key(|(i, _)| *i);
+        Ok(found.into_iter().map(|(_, t)| t).collect())
     }
 
     /// Evaluates `expr` at every step of `grid`.
@@ -240,17 +456,17 @@ impl<'q> Evaluator<'q> {
         }
     }
 
-    /// The series a selector names, with their samples in `[mint, maxt]`;
-    /// NaN values made canonical (so no data value is [`ABSENT`]).
-    pub fn select(
+    /// The series a selector names that have samples in `[mint, maxt]`,
+    /// sorted by labels; their samples not read yet.
+    fn select(
         &mut self,
         selector: &VectorSelector,
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<SelectedSeries>, QueryError> {
+    ) -> Result<Vec<SeriesData>, QueryError> {
         let mut alternatives = vec![selector.matchers.matchers.clone()];
         alternatives.extend(selector.matchers.or_matchers.iter().cloned());
-        let mut out: Vec<SelectedSeries> = Vec::new();
+        let mut out: Vec<SeriesData> = Vec::new();
         let alternatives_count = alternatives.len();
         let mut seen: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         for matchers in alternatives {
@@ -276,19 +492,10 @@ impl<'q> Evaluator<'q> {
                 if alternatives_count > 1 && !seen.insert(series.labels.clone()) {
                     continue;
                 }
-                let mut samples = series.samples;
-                samples.retain(|(t, _)| *t >= mint && *t <= maxt);
-                for (_, v) in samples.iter_mut() {
-                    if v.is_nan() && !is_stale_nan(*v) {
-                        *v = f64::NAN;
-                    }
-                }
-                self.loaded += samples.len();
-                self.hold(samples.len())?;
-                out.push((series.labels, samples));
+                out.push(series);
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 
@@ -301,20 +508,22 @@ impl<'q> Evaluator<'q> {
         let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
             return Ok(Evaluated::Vector(Vec::new()));
         };
-        let series = self.select(selector, first - self.lookback + 1, last)?;
-        let mut rows = Vec::with_capacity(series.len());
-        for (labels, samples) in series {
-            self.check_deadline()?;
-            let values = lookback_values(&samples, &times, self.lookback);
-            if values.iter().any(|v| !absent(*v)) {
-                self.hold(values.len())?;
-                rows.push(Row {
-                    labels,
-                    values,
-                    drop_name: false,
-                });
+        let (mint, maxt) = (first - self.lookback + 1, last);
+        let series = self.select(selector, mint, maxt)?;
+        let lookback = self.lookback;
+        let rows = self.per_series(series.len(), |i, budget, _| {
+            let samples = read_samples(series[i].samples.as_ref(), mint, maxt, budget)?;
+            let values = lookback_values(&samples, &times, lookback);
+            if values.iter().all(|v| absent(*v)) {
+                return Ok(None);
             }
-        }
+            budget.hold(values.len())?;
+            Ok(Some(Row {
+                labels: series[i].labels.clone(),
+                values,
+                drop_name: false,
+            }))
+        })?;
         Ok(Evaluated::Vector(rows))
     }
 
@@ -329,11 +538,19 @@ impl<'q> Evaluator<'q> {
         let (Some(&first), Some(&last)) = (ends.iter().min(), ends.iter().max()) else {
             return Ok(Evaluated::Vector(Vec::new()));
         };
-        let mut rows = self.select(selector, first - range + 1, last)?;
-        for (_, samples) in rows.iter_mut() {
-            samples.retain(|(_, v)| !is_stale_nan(*v));
-        }
-        rows.retain(|(_, samples)| !samples.is_empty());
+        let (mint, maxt) = (first - range + 1, last);
+        let rows = self
+            .select(selector, mint, maxt)?
+            .into_iter()
+            .map(|series| RangeRow {
+                labels: series.labels,
+                points: Points::Stored {
+                    source: series.samples,
+                    mint,
+                    maxt,
+                },
+            })
+            .collect();
         Ok(Evaluated::Ranges(Ranges { rows, range, ends }))
     }
 
@@ -385,9 +602,9 @@ impl<'q> Evaluator<'q> {
                         .filter(|(_, v)| !absent(**v))
                         .map(|(i, v)| (inner_grid.at(i), *v))
                         .collect::<Vec<_>>();
-                    (row.labels, points)
+                    RangeRow::ready(row.labels, points)
                 })
-                .filter(|(_, points)| !points.is_empty())
+                .filter(|row| matches!(&row.points, Points::Ready(p) if !p.is_empty()))
                 .collect(),
             Evaluated::Scalar(values) => {
                 // A scalar subquery yields a range vector of one unnamed series.
@@ -396,7 +613,7 @@ impl<'q> Evaluator<'q> {
                     .enumerate()
                     .map(|(i, v)| (inner_grid.at(i), *v))
                     .collect();
-                vec![(Labels::from_sorted(Vec::new()), points)]
+                vec![RangeRow::ready(Labels::from_sorted(Vec::new()), points)]
             }
             _ => {
                 return Err(QueryError::BadData(
@@ -406,6 +623,19 @@ impl<'q> Evaluator<'q> {
         };
         Ok(Evaluated::Ranges(Ranges { rows, range, ends }))
     }
+}
+
+/// What one thread of [`Evaluator::per_series`] found.
+struct Done<T> {
+    found: Vec<(usize, T)>,
+    notes: Annotations,
+    failed: Option<(usize, QueryError)>,
+}
+
+/// The machine's cores (threads a query's node may use).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Default subquery resolution when none is given (Prometheus's default
@@ -473,18 +703,6 @@ pub fn system_time_ms(time: SystemTime) -> i64 {
     }
 }
 
-/// The labels without `__name__`.
-fn drop_name(labels: &Labels) -> Labels {
-    Labels::from_sorted(
-        labels
-            .pairs()
-            .iter()
-            .filter(|(n, _)| n != METRIC_NAME)
-            .cloned()
-            .collect(),
-    )
-}
-
 /// The labels `absent()` gives its one series: the selector's equality
 /// matchers except on `__name__`, leaving out names that more than one
 /// matcher (of any kind) constrains.
@@ -524,20 +742,12 @@ pub fn kept_labels(labels: &Labels, clause: &LabelModifier) -> Vec<(String, Stri
 
 /// Removes `__name__` from the rows that lost it along the way: the end of
 /// Prometheus 3's delayed name removal.
-pub fn remove_dropped_names(rows: Vec<Row>) -> Vec<Row> {
-    rows.into_iter()
-        .map(|row| {
-            if row.drop_name {
-                Row {
-                    labels: drop_name(&row.labels),
-                    values: row.values,
-                    drop_name: false,
-                }
-            } else {
-                row
-            }
-        })
-        .collect()
+pub fn remove_dropped_names(mut rows: Vec<Row>) -> Vec<Row> {
+    for row in rows.iter_mut().filter(|row| row.drop_name) {
+        row.labels.remove(METRIC_NAME);
+        row.drop_name = false;
+    }
+    rows
 }
 
 /// Checks that no two rows share a label set, as Prometheus requires of
@@ -557,6 +767,14 @@ pub fn check_unique(rows: &[Row]) -> Result<(), QueryError> {
 /// Merges rows with the same labels into one (their steps must not
 /// overlap); fails like Prometheus when two have a value at one step.
 pub fn merge_rows(rows: Vec<Row>) -> Result<Vec<Row>, QueryError> {
+    // Most often every label set differs: tell by hashes, without copying one.
+    let mut hashes = std::collections::HashSet::with_capacity(rows.len());
+    if rows
+        .iter()
+        .all(|row| hashes.insert(row.labels.stable_hash()))
+    {
+        return Ok(rows);
+    }
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     for row in rows {

@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use value::{
-    format_value, QueryError, QueryResult, Queryable, RangeSeries, Sample, SeriesData, Value,
+    format_value, write_value, QueryError, QueryResult, QueryStats, Queryable, RangeSeries, Sample,
+    SeriesData, Value,
 };
 
-use eval::{absent, window, Evaluated, Evaluator, Grid, Limits};
+use eval::{absent, window, Budget, Evaluated, Evaluator, Grid};
 
 /// The engine's limits and defaults.
 #[derive(Debug, Clone, Copy)]
@@ -90,15 +91,18 @@ impl Engine {
             }
             Evaluated::Ranges(ranges) => {
                 let end = ranges.ends[0];
-                let series = ranges
-                    .rows
-                    .iter()
-                    .map(|(labels, points)| RangeSeries {
-                        labels: labels.clone(),
-                        points: window(points, end, ranges.range, 0).0.to_vec(),
-                    })
-                    .filter(|s| !s.points.is_empty())
-                    .collect();
+                let mut series = Vec::new();
+                for row in &ranges.rows {
+                    let points = row.points(&evaluator.budget)?;
+                    let points = window(&points, end, ranges.range, 0).0.to_vec();
+                    if !points.is_empty() {
+                        evaluator.hold(points.len())?;
+                        series.push(RangeSeries {
+                            labels: row.labels.clone(),
+                            points,
+                        });
+                    }
+                }
                 Value::Matrix(series)
             }
         };
@@ -184,10 +188,10 @@ impl Engine {
             &self.queryable,
             grid,
             self.options.lookback_delta_ms,
-            Limits {
-                max_samples: self.options.max_samples,
-                deadline: Instant::now() + self.options.timeout,
-            },
+            Budget::new(
+                self.options.max_samples,
+                Instant::now() + self.options.timeout,
+            ),
         )
     }
 }
@@ -200,8 +204,8 @@ fn finish(value: Value, evaluator: Evaluator<'_>, started: Instant) -> QueryResu
     QueryResult {
         value,
         stats: value::QueryStats {
-            total_queryable_samples: evaluator.loaded as u64,
-            peak_samples: evaluator.held() as u64,
+            total_queryable_samples: evaluator.budget.loaded() as u64,
+            peak_samples: evaluator.budget.peak() as u64,
             eval_seconds: started.elapsed().as_secs_f64(),
         },
         warnings: evaluator.notes.warnings,

@@ -3,21 +3,43 @@
 //! the query error kinds, and the [`Queryable`] interface over a store.
 
 use std::fmt;
+use std::io::Write;
 
 use crate::storage::{Labels, Matcher};
 
-/// One series read from a store: its labels and samples in time order
-/// (stale markers included; the engine interprets them).
-#[derive(Debug, Clone, PartialEq)]
+/// One series read from a store: its labels, and its samples to read when
+/// the engine gets to it (so that a query over many series holds the
+/// samples of a few at a time, not all of them).
 pub struct SeriesData {
     /// The label set, `__name__` included.
     pub labels: Labels,
-    /// `(timestamp ms, value)` in time order.
-    pub samples: Vec<(i64, f64)>,
+    /// Its samples.
+    pub samples: Box<dyn SampleSource>,
+}
+
+/// The samples of one selected series, read on demand.
+pub trait SampleSource: Send + Sync {
+    /// `(timestamp ms, value)` in time order, stale markers included (the
+    /// engine interprets them); may include samples outside the selected
+    /// range.
+    fn read(&self) -> Result<Vec<(i64, f64)>, String>;
+}
+
+/// Samples already in memory.
+impl SampleSource for Vec<(i64, f64)> {
+    fn read(&self) -> Result<Vec<(i64, f64)>, String> {
+        Ok(self.clone())
+    }
+}
+
+impl SampleSource for crate::storage::Series {
+    fn read(&self) -> Result<Vec<(i64, f64)>, String> {
+        self.samples().map_err(|e| e.to_string())
+    }
 }
 
 /// What the engine reads: the series matching every matcher that have
-/// samples in `[mint, maxt]` (inclusive), with those samples.
+/// samples in `[mint, maxt]` (inclusive).
 pub trait Queryable: Send + Sync {
     /// Selects series; sorted by labels.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64)
@@ -171,16 +193,14 @@ impl Queryable for crate::storage::Storage {
     ) -> Result<Vec<SeriesData>, String> {
         let selected = crate::storage::Storage::select(self, matchers, mint, maxt)
             .map_err(|e| e.to_string())?;
-        selected
+        Ok(selected
             .into_iter()
-            .map(|series| {
-                let samples = series.samples().map_err(|e| e.to_string())?;
-                Ok(SeriesData {
-                    labels: series.labels,
-                    samples,
-                })
+            .map(|mut series| SeriesData {
+                // The engine keeps the labels; the series needs them no more.
+                labels: std::mem::replace(&mut series.labels, Labels::from_sorted(Vec::new())),
+                samples: Box::new(series),
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -188,17 +208,87 @@ impl Queryable for crate::storage::Storage {
 /// shortest representation without exponent (`strconv.FormatFloat(v, 'f',
 /// -1, 64)`), and `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_value(&mut out, v);
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `v` as [`format_value`] writes it (without allocating, for the
+/// millions of points of a large answer).
+pub fn write_value(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
     } else {
-        // Rust's shortest round-trip formatting never uses an exponent
-        // either, and prints the same digits.
-        format!("{v}")
+        // Ryū, as Go's shortest formatting, rounds exact ties to even; it
+        // writes `1.0` for 1 and switches to exponents far from 1, where
+        // Rust's own shortest formatting writes the plain digits.
+        let mut buffer = ryu::Buffer::new();
+        let text = buffer.format_finite(v);
+        if text.contains('e') {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v}");
+        } else {
+            out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shortest_digits_without_exponent() {
+        for (v, want) in [
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (1e-7, "0.0000001"),
+            (1e21, "1000000000000000000000"),
+            (123456789.0, "123456789"),
+            (0.3666666666666667, "0.3666666666666667"),
+            // This double is exactly -1149636667324797.25: a tie at 17
+            // digits, which goes to even, as in Go.
+            (-1_149_636_667_324_797.2, "-1149636667324797.2"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(format_value(v), want);
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            // xorshift: bit patterns of every magnitude.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = f64::from_bits(state);
+            if !v.is_finite() {
+                continue;
+            }
+            let text = format_value(v);
+            assert!(!text.contains('e'), "{text}");
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{text}"
+            );
+            let digits = |s: &str| {
+                s.trim_start_matches(['-', '0', '.'])
+                    .replace('.', "")
+                    .trim_end_matches('0')
+                    .len()
+            };
+            assert_eq!(
+                digits(&text),
+                digits(&format!("{v}")),
+                "{text} is not shortest"
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use hashbrown::HashTable;
 
+use super::block::ChunkBytes;
 use super::chunk::{XorChunk, MAX_SAMPLES};
 use super::codec::Encoding;
 use super::encoding::{put_str, Reader};
@@ -45,7 +46,7 @@ pub struct SealedChunk {
     /// How `bytes` are encoded (head chunks are Gorilla, block chunks may not be).
     pub encoding: Encoding,
     /// Encoded samples.
-    pub bytes: Arc<[u8]>,
+    pub bytes: ChunkBytes,
 }
 
 /// What the head keeps in memory of a sealed chunk: where its bytes are.
@@ -112,7 +113,7 @@ impl MemSeries {
                 max_t,
                 samples: self.open.len() as u16,
                 encoding: Encoding::Xor,
-                bytes: Arc::from(self.open.bytes()),
+                bytes: ChunkBytes::from(Arc::<[u8]>::from(self.open.bytes())),
             }),
             _ => None,
         };
@@ -600,7 +601,7 @@ impl Head {
                     max_t: c.max_t,
                     samples: c.samples,
                     encoding: Encoding::Xor,
-                    bytes: self.chunk_files.get(c.loc, c.len as usize)?,
+                    bytes: ChunkBytes::from(self.chunk_files.get(c.loc, c.len as usize)?),
                 })
             })
             .collect()

@@ -112,6 +112,11 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// Removes the label `name`, if there; the others keep their order.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| n != name);
+    }
+
     /// A hash that is the same in every process (it places series in head
     /// shards, so it is part of the on-disk format of series refs).
     pub fn stable_hash(&self) -> u64 {

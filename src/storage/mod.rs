@@ -519,12 +519,12 @@ impl Storage {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut merged: BTreeMap<Labels, (Vec<SealedChunk>, Vec<Interval>)> = BTreeMap::new();
-        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks).clone();
-        for b in blocks
+        let blocks: Vec<Arc<Block>> = read_lock(&self.blocks)
             .iter()
             .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
-        {
+            .cloned()
+            .collect();
+        let from_block = |b: &Arc<Block>| -> Result<Vec<Series>, StorageError> {
             let marked = self.tombstones.block_has_marks(&b.meta().id)?;
             let deleted = |index: u32| {
                 if marked {
@@ -533,30 +533,53 @@ impl Storage {
                     Ok(Vec::new())
                 }
             };
-            match select_from_block(b, matchers, mint, maxt, &deleted, &mut merged) {
-                Ok(()) => {}
-                Err(BlockRead::Block(source)) => return Err(self.set_block_aside(b, source)),
-                Err(BlockRead::Kv(e)) => return Err(e.into()),
+            match select_from_block(b, matchers, mint, maxt, &deleted) {
+                Ok(found) => Ok(found),
+                Err(BlockRead::Block(source)) => Err(self.set_block_aside(b, source)),
+                Err(BlockRead::Kv(e)) => Err(e.into()),
             }
-        }
-        let refs = self.head.postings_for(matchers);
-        for (labels, chunks) in self
-            .head
-            .series_data(&refs, mint, maxt)
-            .map_err(|e| self.head_chunks_error(e))?
-        {
-            merged.entry(labels).or_default().0.extend(chunks);
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, (chunks, deleted))| Series {
-                labels,
-                chunks,
-                deleted,
-                mint,
-                maxt,
+        };
+        let from_head = || -> Result<Vec<Series>, StorageError> {
+            let refs = self.head.postings_for(matchers);
+            let mut found: Vec<Series> = self
+                .head
+                .series_data(&refs, mint, maxt)
+                .map_err(|e| self.head_chunks_error(e))?
+                .into_iter()
+                .map(|(labels, chunks)| Series {
+                    labels,
+                    chunks,
+                    deleted: Vec::new(),
+                    mint,
+                    maxt,
+                })
+                .collect();
+            // Head series come in the order they were created.
+            found.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+            Ok(found)
+        };
+        // The head and the blocks are read side by side: a query over the
+        // last hours reads about as much from each.
+        let (from_blocks, from_head) = if blocks.is_empty() {
+            (Vec::new(), from_head())
+        } else {
+            std::thread::scope(|scope| {
+                let head = scope.spawn(from_head);
+                let blocks: Vec<_> = blocks.iter().map(from_block).collect();
+                let head = head
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (blocks, head)
             })
-            .collect())
+        };
+        // Each source's series, sorted by labels, one source after another
+        // (oldest block first, the head last).
+        let mut found: Vec<Series> = Vec::new();
+        for part in from_blocks {
+            found.extend(part?);
+        }
+        found.extend(from_head?);
+        Ok(merge_sorted_runs(found))
     }
 
     fn head_chunks_error(&self, source: std::io::Error) -> StorageError {
@@ -892,10 +915,12 @@ impl Storage {
         tenth.min(31 * 24 * 3_600_000).max(range)
     }
 
-    /// Merges adjacent blocks into larger ones: the oldest window of
-    /// 3×, 9×, 27×… the block range (up to [`Storage::max_block_range`])
-    /// that is complete (newer blocks exist after it) and holds two blocks
-    /// or more. Tombstones are cleaned first so merged blocks never carry
+    /// Merges adjacent blocks into larger ones: the oldest window of 1×
+    /// (blocks that backfills and imports wrote in pieces), 3×, 9×, 27×… the
+    /// block range (up to [`Storage::max_block_range`]) that holds two
+    /// blocks or more and, from 3× on, is complete (newer blocks exist after
+    /// it). A query reads every block its range touches, so a window in
+    /// ten pieces costs ten index lookups per series. Tombstones are cleaned first so merged blocks never carry
     /// deleted samples. Returns the merged block, if any. Blocking.
     pub fn merge_blocks(&self) -> Result<Option<BlockMeta>, StorageError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
@@ -906,7 +931,7 @@ impl Storage {
         };
         let base = self.options.block_range.as_millis() as i64;
         let mut plan = None;
-        let mut range = base * 3;
+        let mut range = base;
         while plan.is_none() && range <= self.max_block_range() {
             let mut windows: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
             for b in &blocks {
@@ -917,7 +942,9 @@ impl Storage {
             }
             plan = windows
                 .into_iter()
-                .find(|(window, group)| group.len() >= 2 && (window + 1) * range <= newest_end)
+                .find(|(window, group)| {
+                    group.len() >= 2 && (range == base || (window + 1) * range <= newest_end)
+                })
                 .map(|(_, group)| {
                     // The merged block spans what its sources span, not the whole window.
                     let min_time = group
@@ -1286,16 +1313,35 @@ impl From<BlockError> for BlockRead {
     }
 }
 
-/// Adds the series of `block` that match, with their chunks in `[mint, maxt]`
-/// and their deleted intervals, to `merged`.
+/// One list of series by labels from runs that are each sorted (one per
+/// source, oldest source first): the runs merged, and the series that
+/// several sources hold made one, their chunks in source order.
+fn merge_sorted_runs(mut found: Vec<Series>) -> Vec<Series> {
+    // Stable, and it merges sorted runs rather than sorting anew.
+    found.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut merged: Vec<Series> = Vec::with_capacity(found.len());
+    for series in found {
+        match merged.last_mut() {
+            Some(last) if last.labels == series.labels => {
+                last.chunks.extend(series.chunks);
+                last.deleted.extend(series.deleted);
+            }
+            _ => merged.push(series),
+        }
+    }
+    merged
+}
+
+/// The series of `block` that match, with their chunks in `[mint, maxt]`
+/// and their deleted intervals, sorted by labels.
 fn select_from_block(
     block: &Block,
     matchers: &[Matcher],
     mint: i64,
     maxt: i64,
     deleted: &dyn Fn(u32) -> Result<Vec<Interval>, KvError>,
-    merged: &mut BTreeMap<Labels, (Vec<SealedChunk>, Vec<Interval>)>,
-) -> Result<(), BlockRead> {
+) -> Result<Vec<Series>, BlockRead> {
+    let mut found = Vec::new();
     for id in select_postings(&BlockIndex(block), matchers)? {
         let id = id as u32;
         let mut chunks = Vec::new();
@@ -1310,17 +1356,25 @@ fn select_from_block(
                 max_t: meta.max_t,
                 samples: meta.num_samples,
                 encoding: block.meta().chunk_encoding,
-                bytes: Arc::from(&*bytes),
+                bytes,
             });
         }
         if !chunks.is_empty() {
-            let labels = Labels::from_sorted(block.series_labels(id)?);
-            let entry = merged.entry(labels).or_default();
-            entry.0.extend(chunks);
-            entry.1.extend(deleted(id).map_err(BlockRead::Kv)?);
+            found.push(Series {
+                labels: Labels::from_sorted(block.series_labels(id)?),
+                chunks,
+                deleted: deleted(id).map_err(BlockRead::Kv)?,
+                mint,
+                maxt,
+            });
         }
     }
-    Ok(())
+    // Blocks are written with series ids in label order, so this finds
+    // them sorted; the check keeps the promise whatever wrote the block.
+    if !found.windows(2).all(|w| w[0].labels < w[1].labels) {
+        found.sort_by(|a, b| a.labels.cmp(&b.labels));
+    }
+    Ok(found)
 }
 
 /// Entries handed to a replay worker at a time.

@@ -12,7 +12,12 @@ use fleetmon::storage::{Labels, Matcher};
 /// Series by label pairs.
 #[derive(Default)]
 pub struct MemoryStore {
-    series: RwLock<BTreeMap<Vec<(String, String)>, SeriesData>>,
+    series: RwLock<BTreeMap<Vec<(String, String)>, StoredSeries>>,
+}
+
+struct StoredSeries {
+    labels: Labels,
+    samples: Vec<(i64, f64)>,
 }
 
 impl MemoryStore {
@@ -23,7 +28,7 @@ impl MemoryStore {
         let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
         let entry = series
             .entry(labels.pairs().to_vec())
-            .or_insert_with(|| SeriesData {
+            .or_insert_with(|| StoredSeries {
                 labels,
                 samples: Vec::new(),
             });
@@ -68,7 +73,7 @@ impl Queryable for MemoryStore {
                     .collect();
                 (!samples.is_empty()).then(|| SeriesData {
                     labels: s.labels.clone(),
-                    samples,
+                    samples: Box::new(samples),
                 })
             })
             .collect();

@@ -46,10 +46,11 @@ pub struct Block {
 
 /// Bytes of one chunk. Shares the decompressed frame it lives in (an
 /// `Arc`), so it is cheap to create and clone, and holding it keeps that frame
-/// (≤ 64 KiB typically) alive even after the cache evicts it.
+/// (≤ 64 KiB typically) alive even after the cache evicts it. Head chunks,
+/// read one by one, are frames of their own.
 #[derive(Clone)]
 pub struct ChunkBytes {
-    frame: Arc<Vec<u8>>,
+    frame: Arc<[u8]>,
     range: Range<usize>,
 }
 
@@ -58,6 +59,16 @@ impl Deref for ChunkBytes {
     fn deref(&self) -> &[u8] {
         // The range was checked against the frame when this was built.
         self.frame.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+/// A chunk that is all of its bytes (a head chunk read from its file).
+impl From<Arc<[u8]>> for ChunkBytes {
+    fn from(bytes: Arc<[u8]>) -> ChunkBytes {
+        ChunkBytes {
+            range: 0..bytes.len(),
+            frame: bytes,
+        }
     }
 }
 
@@ -486,7 +497,7 @@ impl Block {
     }
 
     /// The decompressed frame at `off`, from the cache or decompressed now.
-    fn frame(&self, off: u64) -> Result<Arc<Vec<u8>>, BlockError> {
+    fn frame(&self, off: u64) -> Result<Arc<[u8]>, BlockError> {
         if let Some(f) = self.lock_cache().get(off) {
             return Ok(f);
         }
@@ -494,7 +505,7 @@ impl Block {
         // threads missing on the same frame both decompress it, harmlessly.
         let (data, _) = self.decompress_frame(off)?;
         self.decompressions.fetch_add(1, Ordering::Relaxed);
-        let data = Arc::new(data);
+        let data: Arc<[u8]> = Arc::from(data);
         self.lock_cache().insert(off, Arc::clone(&data));
         Ok(data)
     }
@@ -783,7 +794,7 @@ struct FrameCache {
 }
 
 struct CachedFrame {
-    data: Arc<Vec<u8>>,
+    data: Arc<[u8]>,
     last_used: u64,
 }
 
@@ -798,7 +809,7 @@ impl FrameCache {
         }
     }
 
-    fn get(&mut self, frame: u64) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, frame: u64) -> Option<Arc<[u8]>> {
         let entry = self.frames.get_mut(&frame)?;
         self.lru.remove(&entry.last_used);
         self.clock += 1;
@@ -807,7 +818,7 @@ impl FrameCache {
         Some(Arc::clone(&entry.data))
     }
 
-    fn insert(&mut self, frame: u64, data: Arc<Vec<u8>>) {
+    fn insert(&mut self, frame: u64, data: Arc<[u8]>) {
         let size = data.len();
         if size > self.capacity || self.frames.contains_key(&frame) {
             return;
