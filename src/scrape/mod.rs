@@ -387,8 +387,8 @@ fn stop_all(pool: Pool, how: Stop) {
     }
 }
 
-/// A job's settings as one string, to tell whether a reload changed them
-/// (YAML positions are not part of it: a job that only moved is unchanged).
+/// A job's settings as one string, to tell whether a reload changed them,
+/// credentials included (see [`crate::config::fingerprint`]).
 fn fingerprint(job: &ScrapeConfig, global: &Global) -> String {
-    serde_json::to_string(&(job, global.scrape_interval, global.scrape_timeout)).unwrap_or_default()
+    crate::config::fingerprint(&(job, global.scrape_interval, global.scrape_timeout))
 }
