@@ -229,36 +229,39 @@ fn labels_json(labels: &Labels) -> Json_ {
 
 /// The matchers of each `match[]` selector.
 pub(super) fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
-    let mut out = Vec::new();
-    for (_, text) in params.iter().filter(|(k, _)| k == "match[]") {
-        let expr = promql_parser::parser::parse(text)
-            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
-        let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
-            return Err(ApiError::bad_data(format!(
-                "invalid parameter \"match[]\": {text:?} is not a series selector"
-            )));
-        };
-        let mut matchers = Vec::new();
-        if let Some(name) = &selector.name {
-            matchers.push(matcher(MatchOp::Equal, "__name__", name)?);
-        }
-        for m in &selector.matchers.matchers {
-            use promql_parser::label::MatchOp as P;
-            let op = match m.op {
-                P::Equal => MatchOp::Equal,
-                P::NotEqual => MatchOp::NotEqual,
-                P::Re(_) => MatchOp::Regex,
-                P::NotRe(_) => MatchOp::NotRegex,
-            };
-            matchers.push(matcher(op, &m.name, &m.value)?);
-        }
-        out.push(matchers);
-    }
-    Ok(out)
+    params
+        .iter()
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, text)| selector("match[]", text))
+        .collect()
 }
 
-fn matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, ApiError> {
-    Matcher::new(op, name, value).map_err(|e| ApiError::bad_data(e.to_string()))
+/// The matchers of the series selector `text`, given as parameter `name`
+/// (named in the error).
+pub(super) fn selector(name: &str, text: &str) -> Result<Vec<Matcher>, ApiError> {
+    let invalid = |why: String| ApiError::bad_data(format!("invalid parameter \"{name}\": {why}"));
+    let expr = promql_parser::parser::parse(text).map_err(invalid)?;
+    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+        return Err(invalid(format!("{text:?} is not a series selector")));
+    };
+    let matcher = |op, label: &str, value: &str| {
+        Matcher::new(op, label, value).map_err(|e| invalid(e.to_string()))
+    };
+    let mut matchers = Vec::new();
+    if let Some(metric) = &selector.name {
+        matchers.push(matcher(MatchOp::Equal, "__name__", metric)?);
+    }
+    for m in &selector.matchers.matchers {
+        use promql_parser::label::MatchOp as P;
+        let op = match m.op {
+            P::Equal => MatchOp::Equal,
+            P::NotEqual => MatchOp::NotEqual,
+            P::Re(_) => MatchOp::Regex,
+            P::NotRe(_) => MatchOp::NotRegex,
+        };
+        matchers.push(matcher(op, &m.name, &m.value)?);
+    }
+    Ok(matchers)
 }
 
 pub(super) fn range_params(params: &Params) -> Result<(i64, i64), ApiError> {

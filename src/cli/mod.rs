@@ -3,13 +3,15 @@
 //! and `fleetmon token create|list|revoke`, which work on a stopped store
 //! directly or on a running server through its API (`--server`).
 
+mod flags;
 mod import;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV};
@@ -313,14 +315,23 @@ struct ServeArgs {
 
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed in two steps (as `Cli::parse` does) to keep the matches: they
+    // hold every flag's effective value, for `/api/v1/status/flags`.
+    let mut command = Cli::command();
+    command.build();
+    let matches = command.clone().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut command).exit(),
+    };
+    let serve_flags = flags::of_serve(&command, &matches);
     if let Err(e) = logging::init(&cli.log.level, cli.log.format) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, serve_flags),
+        Some(Command::Serve(args)) => serve(args, serve_flags),
         Some(Command::Check {
             what: CheckCommand::Config { file },
         }) => check_config(&file),
@@ -351,7 +362,7 @@ fn config_source(file: Option<&Path>) -> ConfigSource {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, flags: BTreeMap<String, String>) -> anyhow::Result<()> {
     let config_source = config_source(args.config_file.as_deref());
     let config = config_source.load()?;
     let upstream = match args.upstream {
@@ -396,6 +407,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         query_concurrency: args.query_max_concurrency,
         anonymous_read: args.anonymous_read,
+        flags,
         admin_password: std::env::var(ADMIN_PASSWORD_ENV)
             .ok()
             .filter(|p| !p.is_empty()),

@@ -60,14 +60,17 @@ impl FromStr for PromDuration {
 }
 
 impl fmt::Display for PromDuration {
-    /// Writes the duration as Prometheus does (`1m30s`, `0s`).
+    /// Writes the duration as Prometheus does (`1m30s`, `0s`). Years and
+    /// weeks are used only when they divide the whole duration: `15d`, not
+    /// `2w1d` (Prometheus's default retention reads `15d`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut ms = self.0.as_millis() as u64;
         if ms == 0 {
             return f.write_str("0s");
         }
         for (unit, size) in UNITS {
-            if ms >= size {
+            let whole_only = matches!(unit, "y" | "w");
+            if ms >= size && !(whole_only && ms % size != 0) {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
             }
@@ -128,7 +131,9 @@ mod tests {
 
     #[test]
     fn displays_as_prometheus_does() {
-        for text in ["1m30s", "15s", "2h", "1d12h", "500ms", "0s"] {
+        for text in [
+            "1m30s", "15s", "2h", "1d12h", "500ms", "0s", "15d", "2w", "1y", "366d", "8d1ms",
+        ] {
             assert_eq!(text.parse::<PromDuration>().unwrap().to_string(), text);
         }
     }

@@ -3,24 +3,15 @@
 //! `bearer_token`/`bearer_token_file`, `tls_config` and `follow_redirects`.
 //! This module owns their types, their validation (Prometheus's rules and
 //! wording) and reading the `_file` variants; building a client from them is
-//! the caller's business.
+//! the caller's business. Absent keys are left out when serializing, so the
+//! served configuration shows what was written, not a page of nulls.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A credential read from the config: never shown by `Debug`, so a config
-/// dumped in a log or an error does not leak it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
+pub use super::secret::Secret;
 
 /// `basic_auth:`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -30,10 +21,13 @@ pub struct BasicAuth {
     #[serde(default)]
     pub username: String,
     /// A file holding the user name, instead of `username`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username_file: Option<PathBuf>,
     /// The password.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// A file holding the password, instead of `password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
 }
 
@@ -42,11 +36,13 @@ pub struct BasicAuth {
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     /// The scheme, `Bearer` when absent.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Secret>,
     /// A file holding the credentials, instead of `credentials`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials_file: Option<PathBuf>,
 }
 
@@ -68,23 +64,31 @@ pub enum TlsVersion {
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM CA certificates, inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     /// A file of PEM CA certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// The client certificate, inline PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cert: Option<String>,
     /// A file holding the client certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_file: Option<PathBuf>,
     /// The client key, inline PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Secret>,
     /// A file holding the client key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
     /// Accept any server certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
     /// The lowest TLS version accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_version: Option<TlsVersion>,
     /// The highest TLS version accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_version: Option<TlsVersion>,
 }
 
@@ -218,7 +222,7 @@ impl HttpClientConfig {
             };
             let password = match (&basic.password, &basic.password_file) {
                 (_, Some(file)) => read_secret_file(base, file)?,
-                (Some(password), None) => password.0.clone(),
+                (Some(password), None) => password.expose().to_string(),
                 (None, None) => String::new(),
             };
             return Ok(Some(Credentials::Basic { username, password }));
@@ -237,7 +241,7 @@ impl HttpClientConfig {
         };
         let credentials = match (inline, file) {
             (_, Some(file)) => read_secret_file(base, file)?,
-            (Some(secret), None) => secret.0.clone(),
+            (Some(secret), None) => secret.expose().to_string(),
             (None, None) if self.authorization.is_some() => String::new(),
             (None, None) => return Ok(None),
         };
@@ -282,12 +286,16 @@ macro_rules! section_with_http_client {
         pub struct $name {
             $($body)*
             /// `basic_auth:` credentials.
+            #[serde(skip_serializing_if = "Option::is_none")]
             pub basic_auth: Option<$crate::config::http_client::BasicAuth>,
             /// `authorization:` header settings.
+            #[serde(skip_serializing_if = "Option::is_none")]
             pub authorization: Option<$crate::config::http_client::Authorization>,
             /// Deprecated bearer token, inline.
+            #[serde(skip_serializing_if = "Option::is_none")]
             pub bearer_token: Option<$crate::config::http_client::Secret>,
             /// Deprecated bearer token, from a file.
+            #[serde(skip_serializing_if = "Option::is_none")]
             pub bearer_token_file: Option<std::path::PathBuf>,
             /// TLS settings.
             #[serde(default)]

@@ -4,11 +4,16 @@
 //! names, a timeout longer than its interval, a URL where `host:port` belongs)
 //! are reported at the line that holds them. It owns the configuration's
 //! types and validation, not what the scraper or rule engine do with them.
+//! The types also serialize back to YAML (for `/api/v1/status/config`),
+//! with credentials masked (`secret.rs`); `live.rs` holds the configuration
+//! in force between reloads.
 
 pub mod duration;
 pub mod http_client;
+pub mod live;
 pub mod relabel;
 pub mod remote_write;
+pub mod secret;
 pub mod size;
 
 use std::collections::BTreeMap;
@@ -21,8 +26,10 @@ use serde_saphyr::{Location, Spanned};
 pub use duration::PromDuration;
 use http_client::section_with_http_client;
 pub use http_client::HttpClientConfig;
+pub use live::LiveConfig;
 use relabel::RelabelConfig;
 pub use remote_write::RemoteWriteConfig;
+pub use secret::{fingerprint, Secret};
 pub use size::ByteSize;
 
 /// The configuration embedded in the binary, used when no file is given and
@@ -99,8 +106,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The whole configuration. It serializes (with [`Secret`]s masked) to
+/// YAML that reads back as the same configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Defaults for every scrape job and for rules.
@@ -188,8 +196,10 @@ pub struct ScrapeConfig {
     /// The `job` label of the job's series; unique.
     pub job_name: Spanned<String>,
     /// Overrides `global.scrape_interval`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_interval: Option<PromDuration>,
     /// Overrides `global.scrape_timeout`; at most the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_timeout: Option<Spanned<PromDuration>>,
     /// HTTP path of the metrics.
     #[serde(default = "default_metrics_path")]
@@ -734,6 +744,95 @@ alerting:
         assert!(header.message.contains("reserved header"), "{header}");
         let url = parse("remote_write:\n  - url: not a url\n").unwrap_err();
         assert_eq!(url.position.map(|p| p.0), Some(2));
+    }
+
+    const WITH_SECRETS: &str = r#"scrape_configs:
+  - job_name: basic
+    basic_auth: {username: u, password: basic-pass-1}
+  - job_name: authorization
+    authorization: {type: Token, credentials: auth-cred-1}
+  - job_name: bearer
+    bearer_token: bearer-token-1
+    tls_config:
+      cert: "-----BEGIN CERTIFICATE-----"
+      key: tls-key-1
+remote_write:
+  - url: http://vm:8428/api/v1/write
+    basic_auth: {username: w, password: remote-pass-1}
+"#;
+
+    #[test]
+    fn serialized_configs_mask_every_secret() {
+        let config = parse(WITH_SECRETS).unwrap();
+        let yaml = serde_saphyr::to_string(&config).unwrap();
+        for clear in [
+            "basic-pass-1",
+            "auth-cred-1",
+            "bearer-token-1",
+            "tls-key-1",
+            "remote-pass-1",
+        ] {
+            assert!(!yaml.contains(clear), "{clear} in\n{yaml}");
+        }
+        assert_eq!(yaml.matches("<secret>").count(), 5, "{yaml}");
+        // What is not secret stays readable, and absent keys stay absent.
+        assert!(yaml.contains("username: u"), "{yaml}");
+        assert!(yaml.contains("type: Token"), "{yaml}");
+        assert!(!yaml.contains("null"), "{yaml}");
+        // The masked YAML reads back; its secrets are the mask.
+        let back = parse(&yaml).unwrap();
+        let password = back.scrape_configs[0]
+            .basic_auth
+            .as_ref()
+            .and_then(|b| b.password.as_ref());
+        assert_eq!(password.map(Secret::expose), Some("<secret>"));
+    }
+
+    #[test]
+    fn serialized_configs_read_back_as_the_same_config() {
+        let config = parse(
+            r#"global: {scrape_interval: 15s, external_labels: {site: lab}}
+scrape_configs:
+  - job_name: node
+    scrape_timeout: 5s
+    relabel_configs:
+      - {source_labels: [__address__], target_label: instance}
+      - {action: labeldrop, regex: tmp_.*}
+    static_configs:
+      - targets: ['localhost:9100']
+        labels: {team: blue}
+"#,
+        )
+        .unwrap();
+        let yaml = serde_saphyr::to_string(&config).unwrap();
+        let back = parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(fingerprint(&config), fingerprint(&back), "{yaml}");
+    }
+
+    #[test]
+    fn fingerprints_see_changed_secrets() {
+        let config = parse(WITH_SECRETS).unwrap();
+        for (from, to, job) in [
+            ("basic-pass-1", "basic-pass-2", 0),
+            ("auth-cred-1", "auth-cred-2", 1),
+            ("bearer-token-1", "bearer-token-2", 2),
+            ("tls-key-1", "tls-key-2", 2),
+        ] {
+            let changed = parse(&WITH_SECRETS.replace(from, to)).unwrap();
+            assert_ne!(
+                fingerprint(&config.scrape_configs[job]),
+                fingerprint(&changed.scrape_configs[job]),
+                "{from}"
+            );
+        }
+        let changed = parse(&WITH_SECRETS.replace("remote-pass-1", "remote-pass-2")).unwrap();
+        assert_ne!(
+            fingerprint(&config.remote_write[0].value),
+            fingerprint(&changed.remote_write[0].value)
+        );
+        // The same settings give the same fingerprint.
+        let again = parse(WITH_SECRETS).unwrap();
+        assert_eq!(fingerprint(&config), fingerprint(&again));
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub struct RelabelSpec {
     /// Labels whose values are joined with `separator`; an absent label
     /// contributes "". `None` when the key is absent or null, which
     /// `labeldrop`/`labelkeep` require (even an empty list is refused there).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source_labels: Option<Vec<String>>,
     /// Put between the source values; default `;`.
     #[serde(deserialize_with = "null_as_empty")]
@@ -157,7 +158,12 @@ pub struct RelabelSpec {
     /// The RE2 pattern, anchored at both ends. `None` when the key is absent,
     /// meaning [`DEFAULT_REGEX`]; only then does the rule count as having no
     /// regex for `keepequal`/`dropequal`.
-    #[serde(deserialize_with = "null_as_empty_pattern")]
+    // Left out when absent: written as `regex: null` it would read back as
+    // the empty pattern, not the default.
+    #[serde(
+        deserialize_with = "null_as_empty_pattern",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub regex: Option<String>,
     /// The divisor of `hashmod`.
     #[serde(deserialize_with = "null_as_zero")]

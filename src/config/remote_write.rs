@@ -96,12 +96,15 @@ impl Default for QueueConfig {
 pub struct MetadataConfig {
     /// Whether metadata would be sent.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub send: Option<bool>,
     /// How often.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub send_interval: Option<PromDuration>,
     /// Most metadata per request.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_samples_per_send: Option<usize>,
 }
 

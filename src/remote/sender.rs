@@ -156,7 +156,8 @@ impl RemoteWriteManager {
         for entry in &config.remote_write {
             let entry = &entry.value;
             let name = queue_name(entry);
-            let fingerprint = serde_json::to_string(&(entry, &external)).unwrap_or_default();
+            // Credentials included, so a changed password restarts the queue.
+            let fingerprint = crate::config::fingerprint(&(entry, &external));
             wanted.insert(name, (entry, fingerprint));
         }
         let stale: Vec<String> = queues

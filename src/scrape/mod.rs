@@ -354,6 +354,30 @@ impl ScrapeManager {
         out
     }
 
+    /// Every active target with the metadata its last scrapes exposed,
+    /// sorted by job and URL, as `/api/v1/targets/metadata` lists them.
+    pub fn targets_metadata(&self) -> Vec<(Arc<Target>, Arc<MetadataMap>)> {
+        let Ok(pools) = self.pools.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&str, Arc<Target>, Arc<MetadataMap>)> = Vec::new();
+        for (name, pool) in pools.iter() {
+            for handle in pool.loops.values() {
+                // A poisoned map was replaced whole or not at all: still readable.
+                let map = handle
+                    .metadata
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                out.push((name, handle.target.clone(), map));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1.url).cmp(&(b.0, &b.1.url)));
+        out.into_iter()
+            .map(|(_, target, map)| (target, map))
+            .collect()
+    }
+
     /// Every target with its last scrape, sorted by job and URL.
     pub fn targets(&self) -> TargetsSnapshot {
         let mut snapshot = TargetsSnapshot::default();
@@ -387,8 +411,8 @@ fn stop_all(pool: Pool, how: Stop) {
     }
 }
 
-/// A job's settings as one string, to tell whether a reload changed them
-/// (YAML positions are not part of it: a job that only moved is unchanged).
+/// A job's settings as one string, to tell whether a reload changed them,
+/// credentials included (see [`crate::config::fingerprint`]).
 fn fingerprint(job: &ScrapeConfig, global: &Global) -> String {
-    serde_json::to_string(&(job, global.scrape_interval, global.scrape_timeout)).unwrap_or_default()
+    crate::config::fingerprint(&(job, global.scrape_interval, global.scrape_timeout))
 }

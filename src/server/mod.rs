@@ -25,7 +25,7 @@ use crate::api::federate::Federation;
 use crate::api::query::QueryApi;
 use crate::auth::http::{gate, Gate};
 use crate::auth::{Auth, Role, ADMIN_PASSWORD_ENV, ADMIN_USER};
-use crate::config::{Config, ConfigSource};
+use crate::config::{Config, ConfigSource, LiveConfig};
 use crate::fleet::{Fleet, UpstreamConfig};
 use crate::metrics::{Format, ProcessCollector, Registry};
 use crate::promql::{Engine, EngineOptions};
@@ -65,6 +65,9 @@ pub struct ServerOptions {
     pub query_concurrency: usize,
     /// The Prometheus API's reads need no credentials (`--web.anonymous-read`).
     pub anonymous_read: bool,
+    /// Every `serve` flag and its effective value (credentials masked), for
+    /// `/api/v1/status/flags`.
+    pub flags: std::collections::BTreeMap<String, String>,
     /// The admin password to set at first start (else one is generated).
     pub admin_password: Option<String>,
 }
@@ -76,7 +79,6 @@ pub struct Server {
     fleet: Arc<Fleet>,
     storage: Arc<Storage>,
     kv: Kv,
-    config: Config,
     scrape: Arc<ScrapeManager>,
     remote: Arc<RemoteWriteManager>,
     reloader: Arc<Reloader>,
@@ -87,6 +89,7 @@ pub struct Server {
 impl Server {
     /// Opens the store, builds every part and binds the listener.
     pub async fn bind(options: ServerOptions) -> anyhow::Result<Server> {
+        let start_time_ms = crate::clock::now_ms();
         let kv = Kv::open(&options.storage_path)?;
         let (storage, replay) = Storage::open(&kv, &options.storage_path, options.storage)?;
         tracing::info!(
@@ -154,14 +157,26 @@ impl Server {
             lookback_ms: options.query.lookback_delta_ms,
             external_labels: external_labels.clone(),
         });
+        let live = Arc::new(LiveConfig::new(options.config, crate::clock::now_ms()));
         let reloader = Arc::new(Reloader::new(
             options.config_source.clone(),
+            live.clone(),
             scrape.clone(),
             remote.clone(),
             external_labels,
             &registry,
         ));
-        reloader.loaded();
+        reloader.report();
+        let info = Arc::new(crate::api::ServerInfo {
+            config: live,
+            flags: options.flags,
+            start_time_ms,
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            storage: storage.clone(),
+            wal_segments: replay.wal_segments,
+        });
         let lifecycle = Router::new()
             .route("/-/reload", post(reload::reload_handler))
             .route_layer(middleware::from_fn_with_state(
@@ -184,6 +199,7 @@ impl Server {
                 query,
                 options.storage_path.join("snapshots"),
                 federation,
+                info,
             ))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .layer(middleware::from_fn_with_state(http_metrics, instrument));
@@ -197,7 +213,6 @@ impl Server {
             fleet,
             storage,
             kv,
-            config: options.config,
             scrape,
             remote,
             reloader,
@@ -224,7 +239,7 @@ impl Server {
             tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
         };
         let compaction = tokio::spawn(run_compaction(self.storage.clone(), shutdown.clone()));
-        self.reloader.apply(&self.config);
+        self.reloader.apply_current();
         let scraping = {
             let scrape = self.scrape.clone();
             let shutdown = shutdown.clone();

@@ -1,7 +1,9 @@
 //! Configuration reloads, on SIGHUP and `POST /-/reload` (admin role): the
 //! file is read and validated again; a valid config is applied to the scrape
 //! manager and the remote-write queues, an invalid one is refused with its
-//! error and the running config stays. Reports `prometheus_config_last_reload_successful` and
+//! error and the running config stays. The outcome goes to the shared
+//! [`LiveConfig`] (which `/api/v1/status/config` and `status/runtimeinfo`
+//! read) and to `prometheus_config_last_reload_successful` and
 //! `prometheus_config_last_reload_success_timestamp_seconds`.
 
 use std::sync::Arc;
@@ -10,8 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use crate::config::Config;
-use crate::config::ConfigSource;
+use crate::config::{Config, ConfigSource, LiveConfig};
 use crate::metrics::{Gauge, Registry};
 use crate::remote::sender::RemoteWriteManager;
 use crate::scrape::ScrapeManager;
@@ -20,6 +21,7 @@ use crate::shutdown::Shutdown;
 /// Reloads the configuration, one reload at a time.
 pub struct Reloader {
     source: ConfigSource,
+    live: Arc<LiveConfig>,
     scrape: Arc<ScrapeManager>,
     remote: Arc<RemoteWriteManager>,
     external_labels: Arc<std::sync::RwLock<Vec<(String, String)>>>,
@@ -29,9 +31,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader of `source`, reporting in `registry`.
+    /// A reloader of `source`, whose configuration in force is `live`,
+    /// reporting in `registry`.
     pub fn new(
         source: ConfigSource,
+        live: Arc<LiveConfig>,
         scrape: Arc<ScrapeManager>,
         remote: Arc<RemoteWriteManager>,
         external_labels: Arc<std::sync::RwLock<Vec<(String, String)>>>,
@@ -53,6 +57,7 @@ impl Reloader {
             .with(&[]);
         Reloader {
             source,
+            live,
             scrape,
             remote,
             external_labels,
@@ -76,11 +81,17 @@ impl Reloader {
         }
     }
 
-    /// Records the configuration loaded at start as a successful load.
-    pub fn loaded(&self) {
-        self.successful.set(1.0);
+    /// Applies the configuration in force (at start).
+    pub fn apply_current(&self) {
+        self.apply(&self.live.current());
+    }
+
+    /// Reports the last load, as [`LiveConfig`] holds it, in the metrics.
+    pub fn report(&self) {
+        let successful = self.live.last_reload_successful();
+        self.successful.set(if successful { 1.0 } else { 0.0 });
         self.success_time
-            .set(crate::clock::now_ms() as f64 / 1000.0);
+            .set(self.live.last_success_ms() as f64 / 1000.0);
     }
 
     /// Reads the configuration again and applies it; on error the running
@@ -94,12 +105,15 @@ impl Reloader {
         match loaded {
             Ok(config) => {
                 self.apply(&config);
-                self.loaded();
-                tracing::info!(file = %self.source.path().display(), scrape_jobs = config.scrape_configs.len(), "configuration reloaded");
+                let scrape_jobs = config.scrape_configs.len();
+                self.live.loaded(config, crate::clock::now_ms());
+                self.report();
+                tracing::info!(file = %self.source.path().display(), scrape_jobs, "configuration reloaded");
                 Ok(())
             }
             Err(e) => {
-                self.successful.set(0.0);
+                self.live.failed();
+                self.report();
                 tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
                 Err(e.to_string())
             }

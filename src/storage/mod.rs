@@ -246,6 +246,8 @@ pub struct ReplayReport {
     pub late_samples: u64,
     /// Samples of series the log never recorded (dropped; a damaged log).
     pub orphan_samples: u64,
+    /// The WAL segments replayed, first and last (see [`Wal::segments_at_open`]).
+    pub wal_segments: (u64, u64),
     /// Time taken.
     pub duration: Duration,
 }
@@ -352,7 +354,10 @@ impl Storage {
         let chunk_files = HeadChunkFiles::open(&chunks_dir).map_err(io(&chunks_dir))?;
         let head = Head::new(options.block_range.as_millis() as i64, chunk_files);
         let wal = Wal::open(dir, options.wal_compression)?;
-        let mut report = ReplayReport::default();
+        let mut report = ReplayReport {
+            wal_segments: wal.segments_at_open(),
+            ..ReplayReport::default()
+        };
         let legacy = wal::legacy_series(kv)?;
         for (series, labels) in &legacy {
             head.restore_series(labels, *series);
@@ -598,6 +603,24 @@ impl Storage {
             set_aside,
             source,
         }
+    }
+
+    /// Blocks set aside under `corrupted/` because they failed their checks
+    /// (they stay until an operator removes them).
+    pub fn corrupted_blocks(&self) -> usize {
+        std::fs::read_dir(&self.corrupted_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| block::is_block_id(&e.file_name().to_string_lossy()))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StorageOptions {
+        &self.options
     }
 
     /// Metadata of the open blocks, oldest first.

@@ -208,6 +208,8 @@ fn a_reopened_store_answers_the_same() {
     let kv = Kv::open(dir.path()).unwrap();
     let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
     assert_eq!((replay.series, replay.samples), (50, 15_000));
+    // The first start logged into segment 1; this one replays it and starts 2.
+    assert_eq!(replay.wal_segments, (1, 2));
     assert_eq!(before, everything(&storage));
     assert_eq!(storage.head_stats().samples, 15_000);
     // New series after a restart get fresh refs, not reused ones.
@@ -554,6 +556,7 @@ fn a_corrupted_block_is_set_aside_and_the_rest_keeps_serving() {
             .count(),
         2
     );
+    assert_eq!(storage.corrupted_blocks(), 2);
 }
 
 #[test]

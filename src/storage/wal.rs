@@ -154,6 +154,7 @@ pub struct WalPosition {
 pub struct Wal {
     log: Arc<Log>,
     compress: bool,
+    segments_at_open: (u64, u64),
 }
 
 fn segment_name(number: u64) -> String {
@@ -356,13 +357,16 @@ impl Wal {
                 fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
             }
         }
-        let (segments, _) = segment_numbers(&dir)?;
+        let (segments, checkpoint) = segment_numbers(&dir)?;
         // Empty segments (a start with no appends) hold nothing to replay: without
         // this, every restart would leave one behind until the next checkpoint.
+        let mut kept = Vec::with_capacity(segments.len());
         for number in &segments {
             let path = dir.join(segment_name(*number));
             if fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false) {
                 fs::remove_file(&path).map_err(io(&path))?;
+            } else if checkpoint.is_none_or(|c| *number > c) {
+                kept.push(*number);
             }
         }
         // Replay reads the old segments; new records go to a fresh one, numbered
@@ -381,7 +385,16 @@ impl Wal {
                 }),
             }),
             compress,
+            segments_at_open: (kept.first().copied().unwrap_or(next), next),
         })
+    }
+
+    /// The first and last segment of the log when it was opened: the oldest
+    /// one replay reads (the new one when there is none), and the new one
+    /// records go to. As in Prometheus, whose log also starts its new segment
+    /// before replaying, so the range is never empty.
+    pub fn segments_at_open(&self) -> (u64, u64) {
+        self.segments_at_open
     }
 
     /// Records a new series (durable with the next commit). The caller
@@ -869,6 +882,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let wal = Wal::open(dir.path(), true).unwrap();
+            assert_eq!(wal.segments_at_open(), (1, 1), "a new log starts at 1");
             wal.log_series(7, &[("__name__", "up"), ("job", "a")])
                 .unwrap();
             wal.log_samples(&samples(10)).unwrap();
@@ -886,6 +900,7 @@ mod tests {
             wal.commit_blocking().unwrap();
         }
         let wal = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(wal.segments_at_open(), (1, 3), "1 and 2 to replay, 3 new");
         assert_eq!(
             replayed_series(&wal),
             vec![(7, r#"up{job="a"}"#.to_string())]
@@ -899,8 +914,10 @@ mod tests {
     #[test]
     fn restarts_without_appends_leave_no_segments_behind() {
         let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            drop(Wal::open(dir.path(), true).unwrap());
+        for n in 1..=5 {
+            let wal = Wal::open(dir.path(), true).unwrap();
+            // The empty segment of the last start is gone, not to be replayed.
+            assert_eq!(wal.segments_at_open(), (n, n));
         }
         let files = fs::read_dir(dir.path().join(WAL_DIR)).unwrap().count();
         assert_eq!(files, 1, "only the open segment");
