@@ -6,7 +6,7 @@
 //! bounded memory. Samples the head accepts are appended; older ones are
 //! written as new blocks ([`Storage::backfill`]). Used by
 //! `POST /api/v1/import/prometheus` and by `fleetmon import` on a stopped
-//! store.
+//! store, which writes every sample to blocks.
 //!
 //! A parse error stops the import at its line; what was read before it is
 //! kept (flushed), and the error names the line.
@@ -37,6 +37,10 @@ pub struct ImportOptions {
     pub extra_labels: Vec<(String, String)>,
     /// Timestamp of samples that carry none, ms.
     pub default_timestamp_ms: i64,
+    /// Every sample to blocks, none to the head: for a stopped store, as
+    /// `promtool tsdb create-blocks-from` does (nothing then waits in the
+    /// WAL and the head for the server's next start).
+    pub all_to_blocks: bool,
 }
 
 /// What an import did.
@@ -157,9 +161,12 @@ impl Importer {
     }
 
     fn consume(&mut self, parser: &mut Parser<'_>) -> Result<(), ImportError> {
-        let limit = self
-            .storage
-            .backfill_boundary(self.options.default_timestamp_ms);
+        let limit = if self.options.all_to_blocks {
+            i64::MAX
+        } else {
+            self.storage
+                .backfill_boundary(self.options.default_timestamp_ms)
+        };
         while let Some(entry) = parser.next_entry() {
             let sample = match entry.map_err(ImportError::Parse)? {
                 Entry::Sample(sample) => sample,
@@ -293,6 +300,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             default_timestamp_ms: NOW,
+            all_to_blocks: false,
         }
     }
 

@@ -117,5 +117,6 @@ fn options(params: &[(String, String)], headers: &HeaderMap) -> Result<ImportOpt
         format: Format::from_content_type(content_type),
         extra_labels,
         default_timestamp_ms,
+        all_to_blocks: false,
     })
 }

@@ -34,7 +34,7 @@ pub struct QueryApi {
     /// The store, for the label and series endpoints.
     pub storage: Arc<Storage>,
     /// Bounds queries running at once (`--query.max-concurrency`).
-    pub concurrency: tokio::sync::Semaphore,
+    pub concurrency: Arc<tokio::sync::Semaphore>,
 }
 
 pub(super) fn routes(auth: Arc<Auth>, api: Arc<QueryApi>) -> Router {
@@ -137,30 +137,69 @@ impl QueryOptions {
 }
 
 /// Runs a query on a blocking thread, within the concurrency limit, and
-/// writes its answer there too (a large one takes a while).
+/// writes its answer there too, streaming it to the client piece by piece
+/// (a large one takes a while, and need not be held whole). The query
+/// counts against the limit until its answer is written.
 async fn run(
     api: Arc<QueryApi>,
     options: QueryOptions,
     query: impl FnOnce(&Engine) -> Result<QueryResult, QueryError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let _permit = api
+    let permit = api
         .concurrency
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| ApiError::internal("the query queue is closed"))?;
-    let worker = api.clone();
-    let body = tokio::task::spawn_blocking(move || {
+    let (outcome, evaluated) = tokio::sync::oneshot::channel();
+    let (pieces, mut body) = tokio::sync::mpsc::channel::<Vec<u8>>(BODY_PIECES_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let result = match options.timeout {
-            Some(timeout) => query(&worker.engine.with_timeout(timeout)),
-            None => query(&worker.engine),
+            Some(timeout) => query(&api.engine.with_timeout(timeout)),
+            None => query(&api.engine),
         };
-        result.map(|result| result_json::success_body(&result, options.stats))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(query_error)?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        match result {
+            Ok(result) => {
+                if outcome.send(Ok(())).is_ok() {
+                    result_json::write_success(&result, options.stats, &mut |piece| {
+                        pieces.blocking_send(piece).is_ok()
+                    });
+                }
+                let large = result.stats.total_queryable_samples >= TRIM_AFTER_SAMPLES;
+                // The answer ends for the client here, before the trim.
+                drop(pieces);
+                drop(result);
+                if large {
+                    crate::memory::return_free_memory();
+                }
+            }
+            Err(e) => {
+                let _ = outcome.send(Err(e));
+            }
+        }
+    });
+    evaluated
+        .await
+        .map_err(|_| ApiError::internal("the query was abandoned"))?
+        .map_err(query_error)?;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        body.poll_recv(cx)
+            .map(|piece| piece.map(Ok::<_, std::convert::Infallible>))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
+
+/// Samples a query reads from which its memory is handed back to the
+/// system once it is answered (see [`crate::memory`]).
+const TRIM_AFTER_SAMPLES: u64 = 1_000_000;
+
+/// Pieces of an answer written ahead of the client reading them.
+const BODY_PIECES_IN_FLIGHT: usize = 4;
 
 fn query_param(params: &Params) -> Result<String, ApiError> {
     param(params, "query")

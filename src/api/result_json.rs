@@ -1,7 +1,8 @@
 //! The JSON body of a `query` or `query_range` answer, written straight
-//! into bytes: a dashboard's range query can return millions of points, and
-//! building a `serde_json::Value` tree of them first costs several times
-//! the time and memory of the answer itself.
+//! into bytes and handed out in pieces as it is written: a dashboard's
+//! range query can return millions of points, and building a
+//! `serde_json::Value` tree of them, or even the whole body, first costs
+//! several times the time and memory of the answer itself.
 //!
 //! The shapes are Prometheus's: sample times as Unix seconds with at most
 //! three decimals (`1435781451.781`, `1435781451`), values as strings
@@ -10,56 +11,105 @@
 use crate::promql::{write_value, QueryResult, Value};
 use crate::storage::Labels;
 
-/// The whole `{"status":"success","data":…}` body of a query answer, with
-/// `data.stats` when `with_stats` (`stats=all`).
-pub fn success_body(result: &QueryResult, with_stats: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(estimated_size(&result.value));
+/// Bytes of body handed out at a time.
+const PIECE_BYTES: usize = 256 << 10;
+
+/// Collects the body and hands it to `sink` in pieces of about
+/// [`PIECE_BYTES`]; stops early when `sink` returns false (the client left).
+struct Pieces<'s> {
+    out: Vec<u8>,
+    sink: &'s mut dyn FnMut(Vec<u8>) -> bool,
+    open: bool,
+}
+
+impl Pieces<'_> {
+    /// Hands the bytes so far out once they make a piece; false once the
+    /// receiver is gone.
+    fn flush_if_full(&mut self) -> bool {
+        if self.out.len() >= PIECE_BYTES && self.open {
+            let piece = std::mem::replace(&mut self.out, Vec::with_capacity(PIECE_BYTES * 9 / 8));
+            self.open = (self.sink)(piece);
+        }
+        self.open
+    }
+}
+
+/// Writes the `{"status":"success","data":…}` body of a query answer, with
+/// `data.stats` when `with_stats` (`stats=all`), handing it to `sink` in
+/// pieces; stops when `sink` returns false.
+pub fn write_success(
+    result: &QueryResult,
+    with_stats: bool,
+    sink: &mut dyn FnMut(Vec<u8>) -> bool,
+) {
+    let mut pieces = Pieces {
+        out: Vec::with_capacity(PIECE_BYTES * 9 / 8),
+        sink,
+        open: true,
+    };
+    write_body(result, with_stats, &mut pieces);
+    if pieces.open && !pieces.out.is_empty() {
+        (pieces.sink)(pieces.out);
+    }
+}
+
+fn write_body(result: &QueryResult, with_stats: bool, pieces: &mut Pieces<'_>) {
+    let out = &mut pieces.out;
     out.extend_from_slice(b"{\"status\":\"success\",\"data\":{\"resultType\":\"");
     out.extend_from_slice(result.value.type_name().as_bytes());
     out.extend_from_slice(b"\",\"result\":");
     match &result.value {
-        Value::Scalar { t, v } => point(&mut out, *t, *v),
+        Value::Scalar { t, v } => point(out, *t, *v),
         Value::String { t, v } => {
             out.push(b'[');
-            seconds(&mut out, *t);
+            seconds(out, *t);
             out.push(b',');
-            string(&mut out, v);
+            string(out, v);
             out.push(b']');
         }
         Value::Vector(samples) => {
             out.push(b'[');
             for (i, sample) in samples.iter().enumerate() {
+                let out = &mut pieces.out;
                 if i > 0 {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"metric\":");
-                labels(&mut out, &sample.labels);
+                labels(out, &sample.labels);
                 out.extend_from_slice(b",\"value\":");
-                point(&mut out, sample.t, sample.v);
+                point(out, sample.t, sample.v);
                 out.push(b'}');
+                if !pieces.flush_if_full() {
+                    return;
+                }
             }
-            out.push(b']');
+            pieces.out.push(b']');
         }
         Value::Matrix(series) => {
             out.push(b'[');
             for (i, s) in series.iter().enumerate() {
+                let out = &mut pieces.out;
                 if i > 0 {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"metric\":");
-                labels(&mut out, &s.labels);
+                labels(out, &s.labels);
                 out.extend_from_slice(b",\"values\":[");
                 for (j, (t, v)) in s.points.iter().enumerate() {
                     if j > 0 {
                         out.push(b',');
                     }
-                    point(&mut out, *t, *v);
+                    point(out, *t, *v);
                 }
                 out.extend_from_slice(b"]}");
+                if !pieces.flush_if_full() {
+                    return;
+                }
             }
-            out.push(b']');
+            pieces.out.push(b']');
         }
     }
+    let out = &mut pieces.out;
     if with_stats {
         let eval = result.stats.eval_seconds;
         out.extend_from_slice(b",\"stats\":");
@@ -93,22 +143,6 @@ pub fn success_body(result: &QueryResult, with_stats: bool) -> Vec<u8> {
         }
     }
     out.push(b'}');
-    out
-}
-
-/// A guess of the body's size, so that the buffer rarely grows.
-fn estimated_size(value: &Value) -> usize {
-    const POINT: usize = 32;
-    const SERIES: usize = 160;
-    match value {
-        Value::Vector(samples) => samples.len() * (SERIES + POINT) + 64,
-        Value::Matrix(series) => series
-            .iter()
-            .map(|s| SERIES + s.points.len() * POINT)
-            .sum::<usize>()
-            .saturating_add(64),
-        _ => 128,
-    }
 }
 
 /// `[seconds, "value"]`.
@@ -181,8 +215,47 @@ mod tests {
         }
     }
 
+    fn body(result: &QueryResult, with_stats: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        write_success(result, with_stats, &mut |piece| {
+            body.extend(piece);
+            true
+        });
+        body
+    }
+
     fn parsed(result: &QueryResult, with_stats: bool) -> serde_json::Value {
-        serde_json::from_slice(&success_body(result, with_stats)).unwrap()
+        serde_json::from_slice(&body(result, with_stats)).unwrap()
+    }
+
+    #[test]
+    fn large_answers_come_in_pieces_and_stop_when_the_client_leaves() {
+        let series: Vec<RangeSeries> = (0..2_000)
+            .map(|i| RangeSeries {
+                labels: Labels::from_sorted(vec![("i".into(), i.to_string())]),
+                points: (0..100).map(|t| (t * 1_000, 0.5)).collect(),
+            })
+            .collect();
+        let result = result(Value::Matrix(series));
+        let mut sizes = Vec::new();
+        write_success(&result, false, &mut |piece| {
+            sizes.push(piece.len());
+            true
+        });
+        assert!(sizes.len() > 3, "{sizes:?}");
+        assert!(sizes.iter().all(|s| *s <= 2 * PIECE_BYTES), "{sizes:?}");
+        let whole = parsed(&result, false);
+        assert_eq!(whole["data"]["result"].as_array().unwrap().len(), 2_000);
+        assert_eq!(
+            whole["data"]["result"][1999]["values"][99],
+            serde_json::json!([99, "0.5"])
+        );
+        let mut calls = 0;
+        write_success(&result, false, &mut |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub(super) fn run(args: ImportArgs) -> anyhow::Result<()> {
                 format: args.input_format.format(),
                 extra_labels,
                 default_timestamp_ms: now_ms(),
+                all_to_blocks: true,
             };
             import_offline(&args.target.storage_path, options, file, progress)?
         }

@@ -319,6 +319,8 @@ fn range_function(
         }
     }
     let ranges = ranges_arg(ev, args, range_position, grid)?;
+    let function = functions::RangeFunction::from_name(name)
+        .ok_or_else(|| QueryError::BadData(format!("unknown range function: {name}")))?;
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
     let counter_function = matches!(name, "rate" | "increase");
     let rows = ev.per_series(ranges.rows.len(), |i, budget, notes| {
@@ -326,6 +328,7 @@ fn range_function(
         let points = row.points(budget)?;
         let mut values = vec![ABSENT; grid.len()];
         let mut step_args = vec![0.0; scalars.len()];
+        let mut scratch = Vec::new();
         let mut from = 0;
         for (step, slot) in values.iter_mut().enumerate() {
             let end = ranges.ends[step];
@@ -338,7 +341,7 @@ fn range_function(
                 *a = values[step];
             }
             let input = Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
-            match functions::eval_range(name, &input, &step_args, notes) {
+            match function.eval(&input, &step_args, notes, &mut scratch) {
                 Some(Ok(v)) => *slot = v,
                 Some(Err(message)) => return Err(QueryError::Execution(message)),
                 None => {}

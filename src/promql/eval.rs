@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::{MatchOp as ParserOp, Matchers};
@@ -329,7 +329,7 @@ impl<'q> Evaluator<'q> {
         let threads = if count < PARALLEL_MIN_SERIES {
             1
         } else {
-            cores().min(count.div_ceil(PARALLEL_BATCH))
+            crate::parallel::cores().min(count.div_ceil(PARALLEL_BATCH))
         };
         let budget = &self.budget;
         let next = AtomicUsize::new(0);
@@ -630,12 +630,6 @@ struct Done<T> {
     found: Vec<(usize, T)>,
     notes: Annotations,
     failed: Option<(usize, QueryError)>,
-}
-
-/// The machine's cores (threads a query's node may use).
-fn cores() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Default subquery resolution when none is given (Prometheus's default

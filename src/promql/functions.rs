@@ -22,7 +22,6 @@
 //! windows, grouping buckets and emitting the notes that need a metric name
 //! belong to the evaluator, which takes the texts from [`notes`].
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::f64::consts::{LOG10_E, LOG2_E, PI, SQRT_2};
 
@@ -239,8 +238,19 @@ impl RangeFunction {
         }
     }
 
-    /// Evaluates the function on one window; see [`eval_range`]. `scratch`
-    /// is reused by the functions that sort values (`quantile_over_time`,
+    /// Evaluates the function on one window.
+    ///
+    /// `args` are the scalar arguments in call order without the range
+    /// vector: `quantile_over_time(0.9, x[5m])` → `[0.9]`,
+    /// `predict_linear(x[5m], 3600)` → `[3600.0]`,
+    /// `double_exponential_smoothing(x[5m], sf, tf)` → `[sf, tf]`.
+    ///
+    /// Returns `None` when the function yields no sample for this series at
+    /// this step (an empty window, `rate` with fewer than 2 samples, …),
+    /// `Some(Err)` for what Prometheus fails the query with (a smoothing or
+    /// trend factor outside `(0, 1)`; a wrong argument count, which the
+    /// parser prevents), and reports warnings through `notes`. `scratch` is
+    /// reused by the functions that sort values (`quantile_over_time`,
     /// `mad_over_time`), so that a caller looping over series and steps
     /// allocates nothing.
     pub fn eval(
@@ -299,42 +309,7 @@ impl RangeFunction {
     }
 }
 
-thread_local! {
-    /// The sort buffer behind [`eval_range`], so that its callers need not
-    /// carry one.
-    static RANGE_SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Evaluates a range-vector function on one window: `rate`, `increase`,
-/// `delta`, `irate`, `idelta`, `deriv`, `predict_linear`, `resets`,
-/// `changes`, the `*_over_time` family, the `ts_of_*_over_time` family and
-/// `double_exponential_smoothing`.
-///
-/// `args` are the scalar arguments in call order without the range vector:
-/// `quantile_over_time(0.9, x[5m])` → `[0.9]`, `predict_linear(x[5m], 3600)`
-/// → `[3600.0]`, `double_exponential_smoothing(x[5m], sf, tf)` → `[sf, tf]`.
-///
-/// Returns `None` when the function yields no sample for this series at this
-/// step (an empty window, `rate` with fewer than 2 samples, …), `Some(Err)`
-/// for what Prometheus fails the query with (a smoothing or trend factor
-/// outside `(0, 1)`; an unknown name or a wrong argument count, which the
-/// parser prevents), and reports warnings through `notes`.
-pub fn eval_range(
-    name: &str,
-    window: &Window<'_>,
-    args: &[f64],
-    notes: &mut Annotations,
-) -> Option<Result<f64, String>> {
-    let Some(function) = RangeFunction::from_name(name) else {
-        return Some(Err(format!("unknown range function: {name}")));
-    };
-    RANGE_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => function.eval(window, args, notes, &mut scratch),
-        Err(_) => function.eval(window, args, notes, &mut Vec::new()),
-    })
-}
-
-/// Whether `name` is a range function handled by [`eval_range`].
+/// Whether `name` is a range function ([`RangeFunction`]).
 pub fn is_range_function(name: &str) -> bool {
     RangeFunction::from_name(name).is_some()
 }
@@ -1783,6 +1758,19 @@ pub mod notes {
 #[allow(clippy::excessive_precision, clippy::approx_constant)]
 mod tests {
     use super::*;
+
+    /// A range function by name on one window (an unknown name is an error).
+    fn eval_range(
+        name: &str,
+        window: &Window<'_>,
+        args: &[f64],
+        notes: &mut Annotations,
+    ) -> Option<Result<f64, String>> {
+        let Some(function) = RangeFunction::from_name(name) else {
+            return Some(Err(format!("unknown range function: {name}")));
+        };
+        function.eval(window, args, notes, &mut Vec::new())
+    }
 
     /// `(le, cumulative count)`.
     type Bucket = (f64, f64);

@@ -143,7 +143,9 @@ impl Server {
         let query = Arc::new(QueryApi {
             engine: Engine::new(storage.clone(), options.query),
             storage: storage.clone(),
-            concurrency: tokio::sync::Semaphore::new(options.query_concurrency.max(1)),
+            concurrency: Arc::new(tokio::sync::Semaphore::new(
+                options.query_concurrency.max(1),
+            )),
         });
         let remote = Arc::new(RemoteWriteManager::new(
             storage.clone(),
@@ -313,8 +315,13 @@ async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown)
         let storage = storage.clone();
         // Several windows may be due after a long downtime: write them all.
         let done = tokio::task::spawn_blocking(move || {
-            if let Err(e) = storage.maintain() {
-                tracing::error!(error = %e, "store maintenance failed; the data stays where it was");
+            match storage.maintain() {
+                Ok((0, 0)) => {}
+                // Writing and merging blocks works through large buffers.
+                Ok(_) => crate::memory::return_free_memory(),
+                Err(e) => {
+                    tracing::error!(error = %e, "store maintenance failed; the data stays where it was");
+                }
             }
         });
         let _ = done.await;

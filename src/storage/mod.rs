@@ -1362,10 +1362,36 @@ fn select_from_block(
     matchers: &[Matcher],
     mint: i64,
     maxt: i64,
-    deleted: &dyn Fn(u32) -> Result<Vec<Interval>, KvError>,
+    deleted: &(dyn Fn(u32) -> Result<Vec<Interval>, KvError> + Sync),
+) -> Result<Vec<Series>, BlockRead> {
+    let ids = select_postings(&BlockIndex(block), matchers)?;
+    let mut found = Vec::with_capacity(ids.len());
+    for part in crate::parallel::map_parts(&ids, SERIES_PER_READER, |ids| {
+        series_from_block(block, ids, mint, maxt, deleted)
+    }) {
+        found.extend(part?);
+    }
+    // Blocks are written with series ids in label order, so this finds
+    // them sorted; the check keeps the promise whatever wrote the block.
+    if !found.windows(2).all(|w| w[0].labels < w[1].labels) {
+        found.sort_by(|a, b| a.labels.cmp(&b.labels));
+    }
+    Ok(found)
+}
+
+/// Series a thread reading a block takes at least.
+const SERIES_PER_READER: usize = 2048;
+
+/// The series `ids` of `block` with chunks in `[mint, maxt]`, in `ids` order.
+fn series_from_block(
+    block: &Block,
+    ids: &[u64],
+    mint: i64,
+    maxt: i64,
+    deleted: &(dyn Fn(u32) -> Result<Vec<Interval>, KvError> + Sync),
 ) -> Result<Vec<Series>, BlockRead> {
     let mut found = Vec::new();
-    for id in select_postings(&BlockIndex(block), matchers)? {
+    for &id in ids {
         let id = id as u32;
         let mut chunks = Vec::new();
         for meta in block
@@ -1391,11 +1417,6 @@ fn select_from_block(
                 maxt,
             });
         }
-    }
-    // Blocks are written with series ids in label order, so this finds
-    // them sorted; the check keeps the promise whatever wrote the block.
-    if !found.windows(2).all(|w| w[0].labels < w[1].labels) {
-        found.sort_by(|a, b| a.labels.cmp(&b.labels));
     }
     Ok(found)
 }
