@@ -121,32 +121,33 @@ fn reduce(
     let mut scratch: Vec<f64> = Vec::new();
     for (labels, members) in groups(&rows, modifier) {
         let mut values = vec![ABSENT; grid.len()];
-        for (step, slot) in values.iter_mut().enumerate() {
-            scratch.clear();
-            scratch.extend(
-                members
-                    .iter()
-                    .map(|i| rows[*i].values[step])
-                    .filter(|v| !absent(*v)),
-            );
-            if scratch.is_empty() {
-                continue;
-            }
-            *slot = match op {
-                T_SUM => functions::kahan_sum(scratch.iter().copied()),
-                T_AVG => functions::mean(scratch.iter().copied()),
-                T_COUNT => scratch.len() as f64,
-                T_GROUP => 1.0,
-                T_MIN => extreme(&scratch, |a, b| a < b),
-                T_MAX => extreme(&scratch, |a, b| a > b),
-                T_STDDEV => functions::variance(scratch.iter().copied()).sqrt(),
-                T_STDVAR => functions::variance(scratch.iter().copied()),
-                T_QUANTILE => {
-                    let q = phi.map_or(f64::NAN, |p| p[step]);
-                    functions::quantile(q, &mut scratch)
+        if matches!(op, T_SUM | T_COUNT | T_GROUP) {
+            sum_rowwise(op, &rows, &members, &mut values);
+        } else {
+            for (step, slot) in values.iter_mut().enumerate() {
+                scratch.clear();
+                scratch.extend(
+                    members
+                        .iter()
+                        .map(|i| rows[*i].values[step])
+                        .filter(|v| !absent(*v)),
+                );
+                if scratch.is_empty() {
+                    continue;
                 }
-                _ => ABSENT,
-            };
+                *slot = match op {
+                    T_AVG => functions::mean(scratch.iter().copied()),
+                    T_MIN => extreme(&scratch, |a, b| a < b),
+                    T_MAX => extreme(&scratch, |a, b| a > b),
+                    T_STDDEV => functions::variance(scratch.iter().copied()).sqrt(),
+                    T_STDVAR => functions::variance(scratch.iter().copied()),
+                    T_QUANTILE => {
+                        let q = phi.map_or(f64::NAN, |p| p[step]);
+                        functions::quantile(q, &mut scratch)
+                    }
+                    _ => ABSENT,
+                };
+            }
         }
         if values.iter().any(|v| !absent(*v)) {
             // Grouping by `__name__` keeps a name some member is to lose:
@@ -160,6 +161,35 @@ fn reduce(
         }
     }
     out
+}
+
+/// `sum`, `count` and `group` of a group's members into `values`, member
+/// by member (each row read once, in order) rather than step by step:
+/// the same additions in the same order as [`functions::kahan_sum`] per
+/// step, without gathering each step's values from every row.
+fn sum_rowwise(op: TokenId, rows: &[Row], members: &[usize], values: &mut [f64]) {
+    let mut sums = vec![functions::KahanSum::default(); values.len()];
+    let mut counts = vec![0u32; values.len()];
+    for &i in members {
+        for (step, &v) in rows[i].values.iter().enumerate() {
+            if absent(v) {
+                continue;
+            }
+            counts[step] += 1;
+            if op == T_SUM {
+                sums[step].add(v);
+            }
+        }
+    }
+    for (step, slot) in values.iter_mut().enumerate() {
+        if counts[step] > 0 {
+            *slot = match op {
+                T_SUM => sums[step].total(),
+                T_COUNT => f64::from(counts[step]),
+                _ => 1.0,
+            };
+        }
+    }
 }
 
 /// `min`/`max`: NaN only when every value is NaN, as Prometheus.

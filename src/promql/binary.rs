@@ -204,55 +204,70 @@ fn vector_vector(
         _ => (lhs, rhs, false, ParserLabels::new(Vec::new())),
     };
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+    // Signatures become small integers once, so that the per-step matching
+    // below indexes arrays instead of hashing label lists.
     let one_sigs: Vec<Vec<(String, String)>> =
         one.iter().map(|r| signature(&r.labels, matching)).collect();
-    let many_sigs: Vec<Vec<(String, String)>> = many
+    let mut sig_ids: HashMap<&[(String, String)], usize> = HashMap::new();
+    let one_group: Vec<usize> = one_sigs
         .iter()
-        .map(|r| signature(&r.labels, matching))
+        .map(|sig| {
+            let next = sig_ids.len();
+            *sig_ids.entry(sig.as_slice()).or_insert(next)
+        })
         .collect();
-    let mut one_by_sig: HashMap<&[(String, String)], Vec<usize>> = HashMap::new();
-    for (i, sig) in one_sigs.iter().enumerate() {
-        one_by_sig.entry(sig.as_slice()).or_default().push(i);
-    }
-    let drop = drops_name(op, return_bool);
-    // Output rows by (many index, one index): their labels do not change.
-    let mut out: HashMap<(usize, usize), Row> = HashMap::new();
-    for step in 0..grid.len() {
-        // The "one" side must be unique per signature at each step.
-        let mut one_at: HashMap<&[(String, String)], usize> = HashMap::new();
-        for (sig, candidates) in &one_by_sig {
-            let present: Vec<usize> = candidates
-                .iter()
+    let many_group: Vec<Option<usize>> = many
+        .iter()
+        .map(|r| {
+            sig_ids
+                .get(signature(&r.labels, matching).as_slice())
                 .copied()
-                .filter(|i| !absent(one[*i].values[step]))
-                .collect();
-            if present.len() > 1 {
+        })
+        .collect();
+    let drop = drops_name(op, return_bool);
+    // Output rows in (many index, one index) order: their labels do not
+    // change from step to step.
+    let mut out_index: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut out: Vec<((usize, usize), Row)> = Vec::new();
+    // The "one" row of each group at the current step, and the step at
+    // which a "one" row was last matched (one-to-one allows one match).
+    let mut one_at: Vec<Option<usize>> = vec![None; sig_ids.len()];
+    let mut matched_at: Vec<usize> = vec![usize::MAX; one.len()];
+    for step in 0..grid.len() {
+        one_at.iter_mut().for_each(|slot| *slot = None);
+        for (i, row) in one.iter().enumerate() {
+            if absent(row.values[step]) {
+                continue;
+            }
+            let group = one_group[i];
+            if let Some(first) = one_at[group] {
+                // The "one" side must be unique per signature at each step.
                 let side = if swapped { "left" } else { "right" };
                 return Err(QueryError::Execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    describe(sig),
-                    one[present[0]].labels,
-                    one[present[1]].labels
+                    describe(&one_sigs[i]),
+                    one[first].labels,
+                    row.labels
                 )));
             }
-            if let Some(&i) = present.first() {
-                one_at.insert(sig, i);
-            }
+            one_at[group] = Some(i);
         }
-        let mut matched_one: HashMap<usize, usize> = HashMap::new();
         for (m, row) in many.iter().enumerate() {
             let v = row.values[step];
             if absent(v) {
                 continue;
             }
-            let Some(&o) = one_at.get(many_sigs[m].as_slice()) else {
+            let Some(o) = many_group[m].and_then(|group| one_at[group]) else {
                 continue;
             };
-            if one_to_one && matched_one.insert(o, m).is_some() {
-                return Err(QueryError::Execution(
-                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                        .into(),
-                ));
+            if one_to_one {
+                if matched_at[o] == step {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                            .into(),
+                    ));
+                }
+                matched_at[o] = step;
             }
             let w = one[o].values[step];
             let (l, r) = if swapped { (w, v) } else { (v, w) };
@@ -266,17 +281,28 @@ fn vector_vector(
             } else {
                 value
             };
-            let entry = out.entry((m, o)).or_insert_with(|| Row {
-                labels: result_labels(&row.labels, &one[o].labels, one_to_one, matching, &include),
-                values: vec![ABSENT; grid.len()],
-                drop_name: drop || row.drop_name,
+            let index = *out_index.entry((m, o)).or_insert_with(|| {
+                out.push((
+                    (m, o),
+                    Row {
+                        labels: result_labels(
+                            &row.labels,
+                            &one[o].labels,
+                            one_to_one,
+                            matching,
+                            &include,
+                        ),
+                        values: vec![ABSENT; grid.len()],
+                        drop_name: drop || row.drop_name,
+                    },
+                ));
+                out.len() - 1
             });
-            entry.values[step] = value;
+            out[index].1.values[step] = value;
         }
     }
-    let mut rows: Vec<((usize, usize), Row)> = out.into_iter().collect();
-    rows.sort_by_key(|(key, _)| *key);
-    merge_rows(rows.into_iter().map(|(_, row)| row).collect())
+    out.sort_by_key(|(key, _)| *key);
+    merge_rows(out.into_iter().map(|(_, row)| row).collect())
 }
 
 /// The labels of a matched pair's result, as Prometheus's `resultMetric`.

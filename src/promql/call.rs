@@ -329,6 +329,19 @@ fn range_function(
         let mut values = vec![ABSENT; grid.len()];
         let mut step_args = vec![0.0; scalars.len()];
         let mut scratch = Vec::new();
+        // Drops (counter resets) up to each point: a window without one
+        // lets rate and increase skip their scan for resets.
+        let drops_upto: Vec<u32> = if counter_function {
+            let mut count = 0;
+            std::iter::once(0)
+                .chain(points.windows(2).map(|pair| {
+                    count += u32::from(pair[1].1 < pair[0].1);
+                    count
+                }))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut from = 0;
         for (step, slot) in values.iter_mut().enumerate() {
             let end = ranges.ends[step];
@@ -340,7 +353,12 @@ fn range_function(
             for (a, values) in step_args.iter_mut().zip(&scalars) {
                 *a = values[step];
             }
-            let input = Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
+            let mut input =
+                Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
+            let (lo, hi) = (next, next + samples.len());
+            if counter_function && drops_upto[hi - 1] == drops_upto[lo] {
+                input = input.without_drops();
+            }
             match function.eval(&input, &step_args, notes, &mut scratch) {
                 Some(Ok(v)) => *slot = v,
                 Some(Err(message)) => return Err(QueryError::Execution(message)),

@@ -46,6 +46,10 @@ pub struct Window<'a> {
     /// Prometheus does (`predict_linear(x[55m] @ 3000, 3600)` evaluated at
     /// 600s extrapolates to 600s + 3600s, not to 3000s + 3600s).
     pub eval_ms: i64,
+    /// Whether a value may drop somewhere in the window (a counter reset);
+    /// a caller that knows there is none says so with
+    /// [`Window::without_drops`], and the counter functions skip their scan.
+    pub may_drop: bool,
 }
 
 impl<'a> Window<'a> {
@@ -56,6 +60,15 @@ impl<'a> Window<'a> {
             start_ms,
             end_ms,
             eval_ms: end_ms,
+            may_drop: true,
+        }
+    }
+
+    /// The same window, known to hold no value below its predecessor.
+    pub fn without_drops(self) -> Self {
+        Window {
+            may_drop: false,
+            ..self
         }
     }
 
@@ -343,7 +356,7 @@ fn extrapolated_rate(window: &Window<'_>, is_counter: bool, is_rate: bool) -> Op
     let (first_t, first_v) = samples[0];
     let (last_t, last_v) = samples[samples.len() - 1];
     let mut delta = last_v - first_v;
-    if is_counter {
+    if is_counter && window.may_drop {
         // Added one by one, in Prometheus's order, for identical rounding.
         delta = resets(samples).fold(delta, |sum, before_reset| sum + before_reset);
     }
@@ -504,13 +517,30 @@ pub fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
 
 /// A Kahan-compensated sum (`sum`, `sum_over_time`).
 pub fn kahan_sum(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (sum, c) = values
-        .into_iter()
-        .fold(KAHAN_ZERO, |acc, v| kahan_inc(v, acc));
-    if sum.is_infinite() {
-        sum
-    } else {
-        sum + c
+    let mut sum = KahanSum::default();
+    values.into_iter().for_each(|v| sum.add(v));
+    sum.total()
+}
+
+/// A Kahan-compensated sum built one value at a time: the same additions,
+/// in the same order, as [`kahan_sum`] (for sums kept per step).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KahanSum(Kahan);
+
+impl KahanSum {
+    /// Adds `v`.
+    pub fn add(&mut self, v: f64) {
+        self.0 = kahan_inc(v, self.0);
+    }
+
+    /// The sum, compensated (infinite sums stay infinite).
+    pub fn total(self) -> f64 {
+        let (sum, c) = self.0;
+        if sum.is_infinite() {
+            sum
+        } else {
+            sum + c
+        }
     }
 }
 

@@ -543,8 +543,8 @@ impl Block {
             )));
         }
         // The capacity is the bound: zstd fails rather than grow past it.
-        let data = zstd::bulk::decompress(compressed, ulen as usize)
-            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        let data =
+            decompress(compressed, ulen as usize).map_err(|e| corrupt(format!("zstd: {e}")))?;
         if data.len() != ulen as usize {
             return Err(corrupt(format!(
                 "decompressed to {} bytes, header says {ulen}",
@@ -842,4 +842,27 @@ impl FrameCache {
         );
         self.used += size;
     }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread: creating one per frame
+    /// costs as much as decompressing a small frame.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses one frame of at most `capacity` bytes.
+fn decompress(compressed: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return zstd::bulk::decompress(compressed, capacity);
+        };
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(compressed, capacity),
+            None => zstd::bulk::decompress(compressed, capacity),
+        }
+    })
 }
