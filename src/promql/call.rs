@@ -7,7 +7,7 @@
 //! `__name__` except `last_over_time`, `first_over_time`, the label
 //! functions and the sorts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::{Call, Expr};
 
@@ -329,15 +329,12 @@ fn range_function(
         let mut values = vec![ABSENT; grid.len()];
         let mut step_args = vec![0.0; scalars.len()];
         let mut scratch = Vec::new();
-        // Drops (counter resets) up to each point: a window without one
-        // lets rate and increase skip their scan for resets.
-        let drops_upto: Vec<u32> = if counter_function {
-            let mut count = 0;
-            std::iter::once(0)
-                .chain(points.windows(2).map(|pair| {
-                    count += u32::from(pair[1].1 < pair[0].1);
-                    count
-                }))
+        // Where a value drops below the one before (a counter reset; most
+        // series have none): a window without one lets rate and increase
+        // skip their scan for resets.
+        let drops: Vec<usize> = if counter_function {
+            (1..points.len())
+                .filter(|&k| points[k].1 < points[k - 1].1)
                 .collect()
         } else {
             Vec::new()
@@ -356,7 +353,8 @@ fn range_function(
             let mut input =
                 Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
             let (lo, hi) = (next, next + samples.len());
-            if counter_function && drops_upto[hi - 1] == drops_upto[lo] {
+            let first_drop_after_lo = drops.partition_point(|&k| k <= lo);
+            if counter_function && drops.get(first_drop_after_lo).is_none_or(|&k| k >= hi) {
                 input = input.without_drops();
             }
             match function.eval(&input, &step_args, notes, &mut scratch) {
@@ -587,13 +585,23 @@ fn histogram_quantile(
         ev.notes.warn(functions::notes::invalid_quantile(*q));
     }
     let rows = vector_arg(ev, args, 1, grid)?;
+    let mut noted = HashSet::new();
     classic_histograms(ev, &rows, grid, |ev, metric, step, buckets| {
         let (value, notes) = functions::histogram_quantile(phi[step], buckets);
         if notes.forced_monotonic {
-            ev.notes.info(functions::notes::forced_monotonicity(metric));
+            note_forced_monotonicity(ev, &mut noted, metric);
         }
         value
     })
+}
+
+/// Notes once per metric (not at every step and series: the text is
+/// the same) that buckets had to be made monotonic.
+fn note_forced_monotonicity(ev: &mut Evaluator<'_>, noted: &mut HashSet<String>, metric: &str) {
+    if !noted.contains(metric) {
+        noted.insert(metric.to_owned());
+        ev.notes.info(functions::notes::forced_monotonicity(metric));
+    }
 }
 
 /// `histogram_quantiles(buckets, "label", φ…)`: one series per φ, labelled
@@ -607,6 +615,7 @@ fn histogram_quantiles(
     let label = string_arg(ev, args, 1, grid)?;
     check_label_name(&label)?;
     let mut out = Vec::new();
+    let mut noted = HashSet::new();
     for i in 2..args.len() {
         let phi = scalar_arg(ev, args, i, grid)?;
         if let Some(q) = phi.iter().find(|q| !(0.0..=1.0).contains(*q)) {
@@ -617,7 +626,7 @@ fn histogram_quantiles(
             classic_histograms(ev, &rows, grid, |ev, metric, step, buckets| {
                 let (value, notes) = functions::histogram_quantile(phi[step], buckets);
                 if notes.forced_monotonic {
-                    ev.notes.info(functions::notes::forced_monotonicity(metric));
+                    note_forced_monotonicity(ev, &mut noted, metric);
                 }
                 value
             })?

@@ -495,7 +495,10 @@ impl<'q> Evaluator<'q> {
                 out.push(series);
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // One selection comes sorted from the store; alternatives interleave.
+        if alternatives_count > 1 {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
         Ok(out)
     }
 
