@@ -371,12 +371,18 @@ fn range_function(
             notes.info(functions::notes::possible_non_counter(metric));
         }
         budget.hold(values.len())?;
-        Ok(Some(Row {
-            labels: row.labels.clone(),
+        Ok(Some((i, values)))
+    })?;
+    // The range vector is done with: its labels move into the rows.
+    let mut series = ranges.rows;
+    let rows = rows
+        .into_iter()
+        .map(|(i, values)| Row {
+            labels: std::mem::take(&mut series[i].labels),
             values,
             drop_name: !keeps_name,
-        }))
-    })?;
+        })
+        .collect();
     Ok(Evaluated::Vector(merge_rows(rows)?))
 }
 

@@ -521,12 +521,18 @@ impl<'q> Evaluator<'q> {
                 return Ok(None);
             }
             budget.hold(values.len())?;
-            Ok(Some(Row {
-                labels: series[i].labels.clone(),
+            Ok(Some((i, values)))
+        })?;
+        // The selection is done with: its labels move into the rows.
+        let mut series = series;
+        let rows = rows
+            .into_iter()
+            .map(|(i, values)| Row {
+                labels: std::mem::take(&mut series[i].labels),
                 values,
                 drop_name: false,
-            }))
-        })?;
+            })
+            .collect();
         Ok(Evaluated::Vector(rows))
     }
 
