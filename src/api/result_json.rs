@@ -68,31 +68,17 @@ fn write_body(result: &QueryResult, with_stats: bool, pieces: &mut Pieces<'_>) {
             out.push(b']');
         }
         Value::Vector(samples) => {
-            out.push(b'[');
-            for (i, sample) in samples.iter().enumerate() {
-                let out = &mut pieces.out;
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"metric\":");
+            let written = series_list(pieces, samples, |out, sample| {
                 labels(out, &sample.labels);
                 out.extend_from_slice(b",\"value\":");
                 point(out, sample.t, sample.v);
-                out.push(b'}');
-                if !pieces.flush_if_full() {
-                    return;
-                }
+            });
+            if !written {
+                return;
             }
-            pieces.out.push(b']');
         }
         Value::Matrix(series) => {
-            out.push(b'[');
-            for (i, s) in series.iter().enumerate() {
-                let out = &mut pieces.out;
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"metric\":");
+            let written = series_list(pieces, series, |out, s| {
                 labels(out, &s.labels);
                 out.extend_from_slice(b",\"values\":[");
                 for (j, (t, v)) in s.points.iter().enumerate() {
@@ -101,12 +87,11 @@ fn write_body(result: &QueryResult, with_stats: bool, pieces: &mut Pieces<'_>) {
                     }
                     point(out, *t, *v);
                 }
-                out.extend_from_slice(b"]}");
-                if !pieces.flush_if_full() {
-                    return;
-                }
+                out.push(b']');
+            });
+            if !written {
+                return;
             }
-            pieces.out.push(b']');
         }
     }
     let out = &mut pieces.out;
@@ -143,6 +128,27 @@ fn write_body(result: &QueryResult, with_stats: bool, pieces: &mut Pieces<'_>) {
         }
     }
     out.push(b'}');
+}
+
+/// `[{"metric":…},…]`: each series' object, its labels and values
+/// written by `series` after `{"metric":`, pieces handed out as they fill.
+/// False once the client left.
+fn series_list<T>(pieces: &mut Pieces<'_>, list: &[T], series: impl Fn(&mut Vec<u8>, &T)) -> bool {
+    pieces.out.push(b'[');
+    for (i, item) in list.iter().enumerate() {
+        let out = &mut pieces.out;
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"metric\":");
+        series(out, item);
+        out.push(b'}');
+        if !pieces.flush_if_full() {
+            return false;
+        }
+    }
+    pieces.out.push(b']');
+    true
 }
 
 /// `[seconds, "value"]`.

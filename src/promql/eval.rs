@@ -25,8 +25,8 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::{MatchOp as ParserOp, Matchers};
@@ -265,10 +265,9 @@ impl Budget {
     }
 }
 
-/// Series below which a node's work stays on the query's thread.
-const PARALLEL_MIN_SERIES: usize = 64;
-/// Series a thread takes at a time.
-const PARALLEL_BATCH: usize = 16;
+/// Series a thread of [`Evaluator::per_series`] takes at least (fewer
+/// stay on the query's thread).
+const SERIES_PER_THREAD: usize = 32;
 
 /// One query's evaluation state.
 pub struct Evaluator<'q> {
@@ -326,71 +325,40 @@ impl<'q> Evaluator<'q> {
         count: usize,
         work: impl Fn(usize, &Budget, &mut Annotations) -> Result<Option<T>, QueryError> + Sync,
     ) -> Result<Vec<T>, QueryError> {
-        let threads = if count < PARALLEL_MIN_SERIES {
-            1
-        } else {
-            crate::parallel::cores().min(count.div_ceil(PARALLEL_BATCH))
-        };
         let budget = &self.budget;
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let done: Mutex<Vec<Done<T>>> = Mutex::new(Vec::new());
-        let worker = || {
-            let mut mine = Done {
-                found: Vec::new(),
-                notes: Annotations::default(),
-                failed: None,
-            };
-            'batches: while !stop.load(Ordering::Relaxed) {
-                let first = next.fetch_add(PARALLEL_BATCH, Ordering::Relaxed);
-                if first >= count {
-                    break;
-                }
-                for i in first..(first + PARALLEL_BATCH).min(count) {
-                    let outcome = budget
-                        .check_deadline()
-                        .and_then(|()| work(i, budget, &mut mine.notes));
-                    match outcome {
-                        Ok(Some(found)) => mine.found.push((i, found)),
-                        Ok(None) => {}
-                        Err(e) => {
-                            mine.failed = Some((i, e));
-                            stop.store(true, Ordering::Relaxed);
-                            break 'batches;
-                        }
-                    }
+        let series: Vec<usize> = (0..count).collect();
+        // Each part stops at its first failure; parts come back in series
+        // order, so the first failure found is the first in series order.
+        let parts = crate::parallel::map_parts(&series, SERIES_PER_THREAD, |part| {
+            let mut notes = Annotations::default();
+            let mut found = Vec::new();
+            for &i in part {
+                let outcome = budget
+                    .check_deadline()
+                    .and_then(|()| work(i, budget, &mut notes));
+                match outcome {
+                    Ok(Some(t)) => found.push(t),
+                    Ok(None) => {}
+                    Err(e) => return (Err(e), notes),
                 }
             }
-            done.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(mine);
-        };
-        if threads == 1 {
-            worker();
-        } else {
-            std::thread::scope(|scope| {
-                for _ in 1..threads {
-                    scope.spawn(worker);
-                }
-                worker();
-            });
-        }
-        let mut found = Vec::new();
-        let mut failed: Option<(usize, QueryError)> = None;
-        for part in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            found.extend(part.found);
-            self.notes.merge(part.notes);
-            if let Some((i, e)) = part.failed {
-                if failed.as_ref().is_none_or(|(j, _)| i < *j) {
-                    failed = Some((i, e));
+            (Ok(found), notes)
+        });
+        let mut found = Vec::with_capacity(count);
+        let mut failed = None;
+        for (part, notes) in parts {
+            self.notes.merge(notes);
+            match part {
+                Ok(part) => found.extend(part),
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
         }
-        if let Some((_, e)) = failed {
-            return Err(e);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(found),
         }
-        found.sort_unstable_by_key(|(i, _)| *i);
-        Ok(found.into_iter().map(|(_, t)| t).collect())
     }
 
     /// Evaluates `expr` at every step of `grid`.
@@ -632,13 +600,6 @@ impl<'q> Evaluator<'q> {
         };
         Ok(Evaluated::Ranges(Ranges { rows, range, ends }))
     }
-}
-
-/// What one thread of [`Evaluator::per_series`] found.
-struct Done<T> {
-    found: Vec<(usize, T)>,
-    notes: Annotations,
-    failed: Option<(usize, QueryError)>,
 }
 
 /// Default subquery resolution when none is given (Prometheus's default
