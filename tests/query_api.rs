@@ -6,49 +6,25 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
-use common::{create_token, eventually, have_program, Client, Fleetmon, ADMIN_PASSWORD};
+use common::{
+    create_token, go_seconds, have_program, metrics_target, start_scraping, Client, Fleetmon,
+    ADMIN_PASSWORD,
+};
 use serde_json::Value;
 
-/// Serves `demo_requests_total{code="200"}` and `{code="500"}` on a
-/// loopback port.
+/// `demo_requests_total{code="200"}` and `{code="500"}`, as the demo
+/// target serves them.
+const DEMO_METRICS: &str = "# TYPE demo_requests_total counter\ndemo_requests_total{code=\"200\"} 10\ndemo_requests_total{code=\"500\"} 2\n";
+
+/// Serves [`DEMO_METRICS`] on a loopback port.
 async fn demo_target() -> String {
-    let router = Router::new().route(
-        "/metrics",
-        get(|| async {
-            "# TYPE demo_requests_total counter\ndemo_requests_total{code=\"200\"} 10\ndemo_requests_total{code=\"500\"} 2\n"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    address
+    metrics_target(DEMO_METRICS).await
 }
 
+/// fleetmon scraping the demo target, after its first scrape.
 async fn started() -> (tempfile::TempDir, Fleetmon) {
-    let target = demo_target().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fleetmon.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"),
-    )
-    .unwrap();
-    let server = Fleetmon::start(
-        &dir.path().join("store"),
-        &["--config.file", config.to_str().unwrap()],
-    );
-    eventually(Duration::from_secs(30), "a scrape", || async {
-        let (_, body) = Client::admin()
-            .get(&server.url("/api/v1/query?query=up"))
-            .await;
-        (body["data"]["result"].as_array()?.len() == 1).then_some(())
-    })
-    .await;
-    (dir, server)
+    start_scraping(&demo_target().await, &[]).await
 }
 
 #[tokio::test]
@@ -256,6 +232,38 @@ async fn promtool_queries_it_as_a_prometheus() {
         .unwrap_or(Value::Null);
     // A scalar prints as `[time, "value"]`.
     assert_eq!(value[1], "2", "{value}");
+
+    // A range query over three steps from the last scrape, which every
+    // step finds (lookback; later scrapes hold the same values): promtool
+    // prints each series' labels, then `value @[unix seconds]` per step,
+    // times as Go prints them.
+    let (_, body) = Client::admin()
+        .get(&server.url("/api/v1/query?query=timestamp(up)"))
+        .await;
+    let last_scrape = body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|t| t.parse::<f64>().ok())
+        .expect("the last scrape's time");
+    let start_ms = (last_scrape * 1000.0).round() as i64;
+    let range = promtool(&[
+        "range",
+        &format!("--start={}", go_seconds(start_ms)),
+        &format!("--end={}", go_seconds(start_ms + 2_000)),
+        "--step=1s",
+        &url,
+        "sum by (code) (demo_requests_total)",
+    ]);
+    let mut expected = Vec::new();
+    for (code, value) in [("200", 10), ("500", 2)] {
+        expected.push(format!("{{code=\"{code}\"}} =>"));
+        for step in 0..3 {
+            expected.push(format!(
+                "{value} @[{}]",
+                go_seconds(start_ms + step * 1_000)
+            ));
+        }
+    }
+    assert_eq!(range.lines().collect::<Vec<_>>(), expected, "{range}");
     assert!(server.stop().success());
 }
 

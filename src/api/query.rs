@@ -1,7 +1,8 @@
 //! The read side of Prometheus's HTTP API, for the viewer role: `query`,
 //! `query_range`, `series`, `labels` and `label/{name}/values`, by GET or
 //! form-encoded POST as Grafana sends them. Answers in Prometheus's
-//! envelope: values as `[unix_seconds, "string"]`, `warnings` and `infos`,
+//! envelope: values as `[unix_seconds, "string"]`, `warnings` and `infos`
+//! (arrays, or absent; a list cut by `limit` warns as Prometheus 3 does),
 //! errors with Prometheus's `errorType` and status (400 `bad_data`, 422
 //! `execution`, 503 `timeout`, 500 `internal`). Queries run on blocking
 //! threads, at most `--query.max-concurrency` at once.
@@ -54,16 +55,18 @@ pub(super) fn routes(auth: Arc<Auth>, api: Arc<QueryApi>) -> Router {
 /// Request parameters, in order (`match[]` repeats).
 pub(super) type Params = Vec<(String, String)>;
 
-/// The parameters of a request as Prometheus reads them: the query string,
-/// then a form-encoded body (Grafana POSTs forms; `curl -X POST` may put
-/// everything in the query string).
+/// The parameters of a request as Prometheus reads them (Go's
+/// `Request.Form`): a form-encoded body first, then the query string, so a
+/// key given in both is read from the body. Grafana POSTs forms, and
+/// forwards GETs as POSTs with everything in the query string and an empty
+/// body; `curl -X POST` may do the same.
 pub(super) struct RequestParams(pub Params);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for RequestParams {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let mut params: Params = match request.uri().query() {
+        let from_url: Params = match request.uri().query() {
             Some(query) => serde_urlencoded::from_str(query)
                 .map_err(|e| ApiError::bad_data(format!("invalid query string: {e}")))?,
             None => Vec::new(),
@@ -73,14 +76,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RequestParams {
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let mut params = Params::new();
         if is_form {
             let body = axum::body::Bytes::from_request(request, state)
                 .await
                 .map_err(|e| ApiError::bad_data(format!("cannot read the request body: {e}")))?;
-            let form: Params = serde_urlencoded::from_bytes(&body)
+            params = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| ApiError::bad_data(format!("invalid form body: {e}")))?;
-            params.extend(form);
         }
+        params.extend(from_url);
         Ok(RequestParams(params))
     }
 }
@@ -324,6 +328,18 @@ fn limit_param(params: &Params) -> Result<usize, ApiError> {
     }
 }
 
+/// The answer of a list endpoint: `list`, the first of `total` items found
+/// (`limit`). When some were left out, `warnings` says so in Prometheus's
+/// words, which Grafana's metrics browser shows as "limit reached".
+fn list_answer(list: Vec<Json_>, total: usize) -> Json<Json_> {
+    let truncated = total > list.len();
+    let mut body = json!({"status": "success", "data": list});
+    if truncated {
+        body["warnings"] = json!(["results truncated due to limit"]);
+    }
+    Json(body)
+}
+
 /// Runs a store read on a blocking thread.
 async fn read<T: Send + 'static>(
     api: Arc<QueryApi>,
@@ -353,8 +369,8 @@ async fn series(
         Ok(all)
     })
     .await?;
-    let list: Vec<Json_> = found.iter().take(limit).map(labels_json).collect();
-    Ok(Json(json!({"status": "success", "data": list})))
+    let list = found.iter().take(limit).map(labels_json).collect();
+    Ok(list_answer(list, found.len()))
 }
 
 async fn labels(
@@ -375,8 +391,8 @@ async fn labels(
         Ok(all)
     })
     .await?;
-    let list: Vec<&String> = names.iter().take(limit).collect();
-    Ok(Json(json!({"status": "success", "data": list})))
+    let list = names.iter().take(limit).map(|n| json!(n)).collect();
+    Ok(list_answer(list, names.len()))
 }
 
 async fn label_values(
@@ -398,6 +414,6 @@ async fn label_values(
         Ok(all)
     })
     .await?;
-    let list: Vec<&String> = values.iter().take(limit).collect();
-    Ok(Json(json!({"status": "success", "data": list})))
+    let list = values.iter().take(limit).map(|v| json!(v)).collect();
+    Ok(list_answer(list, values.len()))
 }

@@ -7,9 +7,10 @@
 //!   `status/runtimeinfo` (`runtime_info.rs`) and `status/walreplay` (the
 //!   WAL segments replayed at start; replay ends before the API serves, so
 //!   `current` is `max`);
-//! - `query_exemplars` (fleetmon keeps no exemplars: always an empty list,
-//!   which is what Grafana's exemplar probe needs, even with its
-//!   millisecond times);
+//! - `query_exemplars` (fleetmon keeps no exemplars: an empty list for any
+//!   valid request, which is what Grafana's exemplar probe needs, even with
+//!   its millisecond times; a bad time or query is `bad_data`, as in
+//!   Prometheus);
 //! - `format_query` (the query pretty-printed, or its parse error) and
 //!   `parse_query` (its syntax tree, `ast.rs`);
 //! - `rules` and `alerts` in Prometheus's shape with what is evaluated: no
@@ -26,7 +27,7 @@ use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
 use super::error::{reject, ApiError};
-use super::query::RequestParams;
+use super::query::{range_params, RequestParams};
 use crate::auth::http::{gate, Gate};
 use crate::auth::Auth;
 use crate::config::LiveConfig;
@@ -114,10 +115,17 @@ fn query_param(params: &[(String, String)]) -> Option<&str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// No exemplars are kept, but the request is checked as Prometheus checks
+/// it: `start` and `end` (Grafana's probe sends milliseconds, read as
+/// seconds far in the future), then the query, which is required.
 async fn exemplars(RequestParams(params): RequestParams) -> Result<Json<Value>, ApiError> {
-    if let Some(query) = query_param(&params) {
-        promql_parser::parser::parse(query).map_err(ApiError::bad_data)?;
+    let (start, end) = range_params(&params)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start timestamp",
+        ));
     }
+    promql_parser::parser::parse(query_param(&params).unwrap_or("")).map_err(ApiError::bad_data)?;
     Ok(success(json!([])))
 }
 

@@ -256,7 +256,7 @@ impl Budget {
 
     /// Fails once the query's time is up.
     pub fn check_deadline(&self) -> Result<(), QueryError> {
-        if Instant::now() > self.deadline {
+        if Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(
                 "query timed out in query execution".into(),
             ));

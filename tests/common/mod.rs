@@ -204,6 +204,24 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// POST `body` byte for byte, with `content_type` if given (Grafana's
+    /// own encodings: see [`go_form`]); returns status, headers and text.
+    pub async fn post_raw(
+        &self,
+        url: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self.send(self.http.post(url)).body(body.to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap_or_default())
+    }
+
     /// GET returning status, headers and text.
     pub async fn get_text(
         &self,
@@ -219,6 +237,87 @@ impl Client {
         let headers = response.headers().clone();
         (status, headers, response.text().await.unwrap_or_default())
     }
+}
+
+/// `params` form-encoded as Go's `url.Values.Encode()` writes them, which
+/// is how Grafana's backend builds a POST body and a GET query string: keys
+/// sorted (a repeated key keeps its values in order), spaces as `+`, every
+/// byte but `A-Za-z0-9-_.~` percent-escaped.
+pub fn go_form(params: &[(&str, &str)]) -> String {
+    let mut sorted = params.to_vec();
+    sorted.sort_by_key(|(k, _)| *k); // stable: a repeated key keeps its order
+    let escape = |text: &str| {
+        let mut out = String::new();
+        for b in text.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A time in Unix ms as Grafana's backend writes a time parameter: Go's
+/// `strconv.FormatFloat(seconds, 'f', -1, 64)` (`1700000000`,
+/// `1700000000.5`, `1700000000.123`).
+pub fn go_seconds(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let abs = ms.unsigned_abs();
+    let text = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The wall clock in Unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Serves `body` as a scrape target's `/metrics` on a loopback port, on
+/// the calling test's runtime; returns its `host:port`.
+pub async fn metrics_target(body: &'static str) -> String {
+    let router =
+        axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a scrape target");
+    let address = listener.local_addr().expect("its address").to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+/// Starts fleetmon scraping `target` every second as job `demo`, with
+/// `extra` flags, and waits until the first scrape is queryable (`up` has
+/// its series). The directory holds the config and the store.
+pub async fn start_scraping(target: &str, extra: &[&str]) -> (tempfile::TempDir, Fleetmon) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("fleetmon.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .expect("write the config");
+    let mut flags = vec!["--config.file", config.to_str().expect("a UTF-8 path")];
+    flags.extend_from_slice(extra);
+    let server = Fleetmon::start(&dir.path().join("store"), &flags);
+    eventually(Duration::from_secs(30), "a scrape", || async {
+        let (_, body) = Client::admin()
+            .get(&server.url("/api/v1/query?query=up"))
+            .await;
+        (body["data"]["result"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    (dir, server)
 }
 
 /// Creates a token through the API as admin; returns the token string.
