@@ -47,10 +47,15 @@ const MODES: [&str; 8] = [
     "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
 ];
 
+/// The label pairs sorted by name, as Prometheus holds a label set and as
+/// the Remote-Write 1.0 specification requires senders to send it.
 fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
-    list.iter()
+    let mut pairs: Vec<(String, String)> = list
+        .iter()
         .map(|(n, v)| (n.to_string(), v.clone()))
-        .collect()
+        .collect();
+    pairs.sort();
+    pairs
 }
 
 impl Workload {

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hashbrown::HashTable;
@@ -25,9 +25,10 @@ use super::codec::Encoding;
 use super::encoding::{put_str, Reader};
 use super::head_chunks::{ChunkLoc, HeadChunkFiles};
 use super::index::{select_postings, LabelIndex};
-use super::labels::{Labels, LabelsRef};
+use super::labels::{push_validated, stable_hash, LabelError, Labels};
 use super::matcher::Matcher;
 use super::postings;
+use super::slot_table::{prefetch, prefetch_bytes, SlotTable};
 use super::wal::SeriesRef;
 
 /// Number of shards; a series ref modulo this is its shard.
@@ -121,18 +122,89 @@ impl MemSeries {
     }
 }
 
-/// Encodes sorted label pairs as `len name len value ...`, lengths as LEB128.
+/// Appends sorted label pairs to `out` encoded as `len name len value ...`,
+/// lengths as LEB128.
 fn encode_labels(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
-    out.clear();
     for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
         put_str(out, s);
     }
 }
 
-thread_local! {
-    /// The append path's buffer for encoding incoming labels, so that
-    /// looking up a series allocates nothing.
-    static LABEL_BLOB: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+/// Items between two stages of [`Head::append_batch`]'s pipeline: enough
+/// for a stage's fetches to arrive before the next stage needs them, few
+/// enough that all stay in flight (a core tracks about a dozen misses).
+const PIPELINE_LEAD: usize = 4;
+/// Slot candidates remembered between the pipeline's stages (a power of
+/// two above `3 * PIPELINE_LEAD`).
+const PIPELINE_RING: usize = 16;
+
+/// The shard a label hash places its series in.
+fn shard_of_hash(hash: u64) -> usize {
+    (hash as usize) % SHARDS
+}
+
+/// The series of an append batch prepared for [`Head::append_batch`]:
+/// each one's validated labels, their hash and their encoding, side by side
+/// in three vectors.
+#[derive(Default)]
+pub struct PreparedBatch<'a> {
+    items: Vec<PreparedSeries>,
+    pairs: Vec<(&'a str, &'a str)>,
+    blobs: Vec<u8>,
+}
+
+struct PreparedSeries {
+    hash: u64,
+    /// Its pairs, `pairs[pairs_start..pairs_end]`, sorted by name.
+    pairs_start: usize,
+    pairs_end: usize,
+    /// Its encoded labels, `blobs[blob_start..blob_end]`.
+    blob_start: usize,
+    blob_end: usize,
+    /// Its position in the caller's batch.
+    index: usize,
+}
+
+impl<'a> PreparedBatch<'a> {
+    /// An empty batch with room for `series` series of `labels` labels in all.
+    pub fn with_capacity(series: usize, labels: usize) -> PreparedBatch<'a> {
+        PreparedBatch {
+            items: Vec::with_capacity(series),
+            pairs: Vec::with_capacity(labels),
+            blobs: Vec::new(),
+        }
+    }
+
+    /// Validates the labels of the caller's series at `index` (as
+    /// [`Labels::new`] does) and adds it; an invalid set is not added.
+    pub fn push<N: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        index: usize,
+        labels: &'a [(N, V)],
+    ) -> Result<(), LabelError> {
+        let pairs_start = self.pairs.len();
+        push_validated(labels, &mut self.pairs)?;
+        let pairs = &self.pairs[pairs_start..];
+        let blob_start = self.blobs.len();
+        encode_labels(pairs, &mut self.blobs);
+        self.items.push(PreparedSeries {
+            hash: stable_hash(pairs.iter().copied()),
+            pairs_start,
+            pairs_end: self.pairs.len(),
+            blob_start,
+            blob_end: self.blobs.len(),
+            index,
+        });
+        Ok(())
+    }
+
+    fn pairs(&self, item: &PreparedSeries) -> &[(&'a str, &'a str)] {
+        &self.pairs[item.pairs_start..item.pairs_end]
+    }
+
+    fn blob(&self, item: &PreparedSeries) -> &[u8] {
+        &self.blobs[item.blob_start..item.blob_end]
+    }
 }
 
 /// Iterates the strings of an [`encode_labels`] blob.
@@ -158,12 +230,6 @@ fn decode_labels(blob: &[u8]) -> Labels {
     Labels::from_sorted(pairs)
 }
 
-/// Spreads a label hash over the table's buckets: within one shard the low
-/// bits of the hash (which chose the shard) are all equal.
-fn table_hash(hash: u64) -> u64 {
-    hash.rotate_right(4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 /// Hash of a series ref in the ref table.
 fn ref_hash(series: SeriesRef) -> u64 {
     series.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
@@ -180,7 +246,7 @@ struct Shard {
     used: u32,
     /// Slots emptied by dropped series, reused first.
     free: Vec<u32>,
-    by_labels: HashTable<u32>,
+    by_labels: SlotTable,
     by_ref: HashTable<u32>,
 }
 
@@ -211,11 +277,14 @@ impl Shard {
     /// The slot of the series whose labels encode to `blob`.
     fn find(&self, hash: u64, blob: &[u8]) -> Option<u32> {
         self.by_labels
-            .find(table_hash(hash), |&slot| {
-                self.get(slot)
-                    .is_some_and(|s| s.hash == hash && *s.labels == *blob)
-            })
-            .copied()
+            .candidates(hash)
+            .find(|&slot| self.holds(slot, hash, blob))
+    }
+
+    /// Whether `slot` holds the series whose labels encode to `blob`.
+    fn holds(&self, slot: u32, hash: u64, blob: &[u8]) -> bool {
+        self.get(slot)
+            .is_some_and(|s| s.hash == hash && *s.labels == *blob)
     }
 
     fn slot_of(&self, series: SeriesRef) -> Option<u32> {
@@ -253,15 +322,15 @@ impl Shard {
             by_ref,
             ..
         } = self;
-        let hash_of = |slot: &u32| {
+        let ref_hash_of = |slot: &u32| {
             let slot = *slot as usize;
             pages
                 .get(slot / PAGE_SLOTS)
                 .and_then(|page| page.get(slot % PAGE_SLOTS)?.as_ref())
-                .map_or((0, 0), |s| (table_hash(s.hash), ref_hash(s.series_ref)))
+                .map_or(0, |s| ref_hash(s.series_ref))
         };
-        by_labels.insert_unique(table_hash(hash), slot, |slot| hash_of(slot).0);
-        by_ref.insert_unique(ref_hash(series), slot, |slot| hash_of(slot).1);
+        by_labels.insert(hash, slot);
+        by_ref.insert_unique(ref_hash(series), slot, ref_hash_of);
         slot
     }
 
@@ -271,12 +340,7 @@ impl Shard {
         if let Ok(entry) = self.by_ref.find_entry(ref_hash(series), |&x| x == slot) {
             entry.remove();
         }
-        if let Ok(entry) = self
-            .by_labels
-            .find_entry(table_hash(s.hash), |&x| x == slot)
-        {
-            entry.remove();
-        }
+        self.by_labels.remove(s.hash, slot);
         self.free.push(slot);
         Some(s)
     }
@@ -403,6 +467,8 @@ pub struct Head {
     postings: RwLock<Postings>,
     chunk_files: HeadChunkFiles,
     next_ref: AtomicU64,
+    /// Where the next batch append starts its round of the shards.
+    next_shard: AtomicUsize,
     max_t: AtomicI64,
     /// Samples older than this are refused: their window is (being) written to a block.
     min_append_t: AtomicI64,
@@ -427,6 +493,7 @@ impl Head {
             postings: RwLock::new(Postings::default()),
             chunk_files,
             next_ref: AtomicU64::new(1),
+            next_shard: AtomicUsize::new(0),
             max_t: AtomicI64::new(i64::MIN),
             min_append_t: AtomicI64::new(i64::MIN),
             block_range_ms: block_range_ms.max(1),
@@ -452,13 +519,13 @@ impl Head {
     pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {
         let pairs = labels.str_pairs();
         let hash = labels.stable_hash();
-        if Self::shard_of(series) != (hash as usize) % SHARDS {
+        if Self::shard_of(series) != shard_of_hash(hash) {
             tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");
             return;
         }
         let mut blob = Vec::new();
         encode_labels(&pairs, &mut blob);
-        let mut shard = write(&self.shards[(hash as usize) % SHARDS]);
+        let mut shard = write(&self.shards[shard_of_hash(hash)]);
         if shard.find(hash, &blob).is_none() {
             self.next_ref
                 .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
@@ -502,60 +569,119 @@ impl Head {
         })
     }
 
-    /// Offers `samples` to the series `labels` under one lock, creating the
-    /// series if needed; `outcome` hears what became of each sample.
-    /// `min_valid_t` is the oldest time the head accepts. A new series is
-    /// first handed to `log_new` (the WAL), under the lock, so that it is
-    /// logged before any sample of it can be; if that fails, the series is
-    /// not created and the error returned. Returns the series' ref, and
-    /// whether it was created.
-    pub fn append_series<E>(
+    /// Offers the samples of every series of `batch` to the head, creating
+    /// the series that are new; `samples(index)` gives the samples of the
+    /// caller's series at `index`, and `outcome` hears what became of each
+    /// sample (with the series' labels and ref). `min_valid_t` is the oldest
+    /// time the head accepts. A new series is first handed to `log_new`
+    /// (the WAL), under its shard's lock, so that it is logged before any
+    /// sample of it can be; if that fails, the series is not created and the
+    /// error returned. Returns the number of series created.
+    ///
+    /// Series are taken shard by shard, each shard locked once, and within
+    /// a shard the lookups are pipelined: a few series ahead, the table line
+    /// of one is fetched, then the slab entry of the next, then the labels
+    /// and open chunk of the next — so the cache misses of several series
+    /// overlap instead of each series waiting for its own in turn.
+    pub fn append_batch<'s, E>(
         &self,
-        labels: &LabelsRef<'_>,
-        samples: &[(i64, f64)],
+        batch: &PreparedBatch<'_>,
+        samples: impl Fn(usize) -> &'s [(i64, f64)],
         min_valid_t: i64,
-        log_new: impl FnOnce(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
-        mut outcome: impl FnMut(SeriesRef, i64, f64, Outcome),
-    ) -> Result<(SeriesRef, bool), E> {
-        let hash = labels.stable_hash();
-        let shard_index = (hash as usize) % SHARDS;
-        let mut blob = LABEL_BLOB.take();
-        encode_labels(labels.pairs(), &mut blob);
-        let mut shard = write(&self.shards[shard_index]);
-        let found = shard.find(hash, &blob);
-        let (slot, created) = match found {
-            Some(slot) => (slot, false),
-            None => {
-                // Refs are numbered so that the shard follows from the ref and from the hash alike.
-                let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
-                    + shard_index as u64;
-                if let Err(e) = log_new(series, labels.pairs()) {
-                    LABEL_BLOB.set(blob);
-                    return Err(e);
-                }
-                (
-                    self.insert(&mut shard, hash, labels.pairs(), &blob, series),
-                    true,
-                )
-            }
-        };
-        LABEL_BLOB.set(blob);
-        // Read under the shard lock: see `seal_before`.
-        let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-        let Some(s) = shard.get_mut(slot) else {
-            // Unreachable: the slot was found or filled under this lock.
-            return Ok((0, created));
-        };
-        let mut newest = i64::MIN;
-        for &(t, v) in samples {
-            let result = self.append_to(s, t, v, min_t);
-            if result == Outcome::Stored {
-                newest = t;
-            }
-            outcome(s.series_ref, t, v, result);
+        mut log_new: impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
+        mut outcome: impl FnMut(&[(&str, &str)], SeriesRef, i64, f64, Outcome),
+    ) -> Result<u64, E> {
+        // The batch's items, grouped by shard (a counting sort).
+        let mut starts = [0usize; SHARDS + 1];
+        for item in &batch.items {
+            starts[shard_of_hash(item.hash) + 1] += 1;
         }
-        self.max_t.fetch_max(newest, Ordering::Relaxed);
-        Ok((s.series_ref, created))
+        for i in 0..SHARDS {
+            starts[i + 1] += starts[i];
+        }
+        let mut order = vec![0u32; batch.items.len()];
+        let mut next = starts;
+        for (position, item) in batch.items.iter().enumerate() {
+            let shard = shard_of_hash(item.hash);
+            order[next[shard]] = position as u32;
+            next[shard] += 1;
+        }
+        // Concurrent appenders start at different shards, so they seldom
+        // wait for each other's locks.
+        let first = self.next_shard.fetch_add(5, Ordering::Relaxed);
+        let mut created = 0;
+        for k in 0..SHARDS {
+            let shard_index = (first + k) % SHARDS;
+            let items = &order[starts[shard_index]..starts[shard_index + 1]];
+            if items.is_empty() {
+                continue;
+            }
+            let mut shard = write(&self.shards[shard_index]);
+            // Read under the shard lock: see `seal_before`.
+            let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
+            let mut newest = i64::MIN;
+            // Slot candidates of the items between the pipeline's stages.
+            let mut found = [None::<u32>; PIPELINE_RING];
+            for step in 0..items.len() + 3 * PIPELINE_LEAD {
+                let at = |behind: usize| {
+                    step.checked_sub(behind)
+                        .and_then(|i| Some((i, &batch.items[*items.get(i)? as usize])))
+                };
+                if let Some((_, item)) = at(0) {
+                    shard.by_labels.prefetch(item.hash);
+                }
+                if let Some((i, item)) = at(PIPELINE_LEAD) {
+                    let slot = shard.by_labels.candidates(item.hash).next();
+                    if let Some(entry) = slot.and_then(|slot| shard.slot(slot)) {
+                        prefetch_bytes(entry, std::mem::size_of_val(entry));
+                    }
+                    found[i % PIPELINE_RING] = slot;
+                }
+                if let Some((i, _)) = at(2 * PIPELINE_LEAD) {
+                    if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
+                        prefetch_bytes(s.labels.as_ptr(), s.labels.len());
+                        let open = s.open.bytes();
+                        prefetch(open.as_ptr());
+                        prefetch(open.as_ptr().wrapping_add(open.len().saturating_sub(1)));
+                    }
+                }
+                let Some((i, item)) = at(3 * PIPELINE_LEAD) else {
+                    continue;
+                };
+                let (blob, pairs) = (batch.blob(item), batch.pairs(item));
+                let slot = match found[i % PIPELINE_RING] {
+                    Some(slot) if shard.holds(slot, item.hash, blob) => slot,
+                    // A tag shared with another series, or a series an
+                    // earlier item of this batch created since.
+                    _ => match shard.find(item.hash, blob) {
+                        Some(slot) => slot,
+                        None => {
+                            // Refs are numbered so that the shard follows
+                            // from the ref and from the hash alike.
+                            let series = self.next_ref.fetch_add(1, Ordering::Relaxed)
+                                * SHARDS as u64
+                                + shard_index as u64;
+                            log_new(series, pairs)?;
+                            created += 1;
+                            self.insert(&mut shard, item.hash, pairs, blob, series)
+                        }
+                    },
+                };
+                let Some(s) = shard.get_mut(slot) else {
+                    // Unreachable: the slot was found or filled under this lock.
+                    continue;
+                };
+                for &(t, v) in samples(item.index) {
+                    let result = self.append_to(s, t, v, min_t);
+                    if result == Outcome::Stored {
+                        newest = t;
+                    }
+                    outcome(pairs, s.series_ref, t, v, result);
+                }
+            }
+            self.max_t.fetch_max(newest, Ordering::Relaxed);
+        }
+        Ok(created)
     }
 
     /// Offers one sample to `series` (WAL replay); `None` when the head has

@@ -132,50 +132,14 @@ pub struct LabelsRef<'a>(Vec<(&'a str, &'a str)>);
 impl<'a> LabelsRef<'a> {
     /// Validates `pairs` as [`Labels::new`] does.
     pub fn new(pairs: &'a [(String, String)]) -> Result<LabelsRef<'a>, LabelError> {
-        LabelsRef::new_in(pairs, Vec::new())
-    }
-
-    /// [`LabelsRef::new`] reusing `buffer`'s allocation (see
-    /// [`LabelsRef::into_buffer`]): the append path validates one label set
-    /// per series of a batch.
-    pub fn new_in<N: AsRef<str>, V: AsRef<str>>(
-        pairs: &'a [(N, V)],
-        mut buffer: Vec<(&'a str, &'a str)>,
-    ) -> Result<LabelsRef<'a>, LabelError> {
-        buffer.clear();
-        buffer.extend(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.as_ref(), v.as_ref()))
-                .filter(|(_, v)| !v.is_empty()),
-        );
-        let mut labels = buffer;
-        if labels.is_empty() {
-            return Err(LabelError::Empty);
-        }
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for pair in labels.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                return Err(LabelError::DuplicateName(pair[0].0.to_string()));
-            }
-        }
-        if labels.iter().any(|(n, _)| n.is_empty()) {
-            return Err(LabelError::EmptyName);
-        }
-        if !labels.iter().any(|(n, _)| *n == METRIC_NAME) {
-            return Err(LabelError::MissingMetricName);
-        }
+        let mut labels = Vec::with_capacity(pairs.len());
+        push_validated(pairs, &mut labels)?;
         Ok(LabelsRef(labels))
     }
 
     /// The pairs, sorted by name.
     pub fn pairs(&self) -> &[(&'a str, &'a str)] {
         &self.0
-    }
-
-    /// The allocation, for the next [`LabelsRef::new_in`].
-    pub fn into_buffer(self) -> Vec<(&'a str, &'a str)> {
-        self.0
     }
 
     /// The same hash as [`Labels::stable_hash`] of the owned set.
@@ -192,6 +156,50 @@ impl<'a> LabelsRef<'a> {
                 .collect(),
         )
     }
+}
+
+/// Validates `pairs` as [`Labels::new`] does and appends them to `out`,
+/// sorted by name; on error `out` is left as it was. The append path
+/// validates every series of a batch into one vector this way.
+pub fn push_validated<'a, N: AsRef<str>, V: AsRef<str>>(
+    pairs: &'a [(N, V)],
+    out: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), LabelError> {
+    let start = out.len();
+    out.extend(
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .filter(|(_, v)| !v.is_empty()),
+    );
+    let checked = check_set(&mut out[start..]);
+    if checked.is_err() {
+        out.truncate(start);
+    }
+    checked
+}
+
+/// Sorts a label set by name and checks it: not empty, names non-empty and
+/// unique, a metric name present.
+fn check_set(labels: &mut [(&str, &str)]) -> Result<(), LabelError> {
+    if labels.is_empty() {
+        return Err(LabelError::Empty);
+    }
+    // Senders nearly always send labels sorted: strictly ascending names
+    // need neither the sort nor the duplicate check.
+    if !labels.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if let Some(pair) = labels.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(LabelError::DuplicateName(pair[0].0.to_string()));
+        }
+    }
+    if labels.iter().any(|(n, _)| n.is_empty()) {
+        return Err(LabelError::EmptyName);
+    }
+    if !labels.iter().any(|(n, _)| *n == METRIC_NAME) {
+        return Err(LabelError::MissingMetricName);
+    }
+    Ok(())
 }
 
 /// Hashes names and values eight bytes at a time, with separators that

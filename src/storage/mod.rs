@@ -25,6 +25,7 @@ pub mod labels;
 pub mod matcher;
 mod migrate;
 pub mod postings;
+mod slot_table;
 pub mod tombstones;
 pub mod wal;
 
@@ -44,7 +45,7 @@ pub use matcher::{MatchOp, Matcher};
 
 use block::{Block, BlockError, BlockMeta, ChunkInput, Compaction, SeriesInput, BACKFILL_HINT};
 use codec::Encoding;
-use head::{Head, SealedChunk};
+use head::{Head, PreparedBatch, SealedChunk};
 use head_chunks::HeadChunkFiles;
 use index::{select_postings, LabelIndex};
 use tombstones::{covered, Interval, Tombstones};
@@ -425,49 +426,44 @@ impl Storage {
     ) -> Result<Vec<WalSample>, StorageError> {
         let min_valid_t = self.min_valid_time();
         let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples().len()).sum());
-        let mut buffer = Vec::new();
-        for offered in batch {
-            let labels = match LabelsRef::new_in(offered.labels(), std::mem::take(&mut buffer)) {
-                Ok(labels) => labels,
-                Err(e) => {
-                    report.reject(
-                        Rejection::InvalidLabels,
-                        offered.samples().len() as u64,
-                        || {
-                            let pairs: Vec<(&str, &str)> = offered
-                                .labels()
-                                .iter()
-                                .map(|(n, v)| (n.as_ref(), v.as_ref()))
-                                .collect();
-                            format!("{e} in {pairs:?}")
-                        },
-                    );
-                    continue;
-                }
-            };
-            let (_, created) = self.head.append_series(
-                &labels,
-                offered.samples(),
-                min_valid_t,
-                |series, pairs| self.wal.log_series(series, pairs),
-                |series, t, v, outcome| match outcome {
-                    Outcome::Stored => {
-                        report.stored += 1;
-                        logged.push(WalSample { series, t, v });
-                    }
-                    Outcome::Duplicate => report.duplicates += 1,
-                    Outcome::ConflictingDuplicate => {
-                        report.reject(Rejection::ConflictingDuplicate, 1, || describe(&labels, t))
-                    }
-                    Outcome::OutOfOrder => {
-                        report.reject(Rejection::OutOfOrder, 1, || describe(&labels, t))
-                    }
-                    Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(&labels, t)),
-                },
-            )?;
-            report.new_series += u64::from(created);
-            buffer = labels.into_buffer();
+        let mut prepared =
+            PreparedBatch::with_capacity(batch.len(), batch.iter().map(|s| s.labels().len()).sum());
+        for (index, offered) in batch.iter().enumerate() {
+            if let Err(e) = prepared.push(index, offered.labels()) {
+                report.reject(
+                    Rejection::InvalidLabels,
+                    offered.samples().len() as u64,
+                    || {
+                        let pairs: Vec<(&str, &str)> = offered
+                            .labels()
+                            .iter()
+                            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                            .collect();
+                        format!("{e} in {pairs:?}")
+                    },
+                );
+            }
         }
+        report.new_series += self.head.append_batch(
+            &prepared,
+            |index| batch[index].samples(),
+            min_valid_t,
+            |series, pairs| self.wal.log_series(series, pairs),
+            |pairs, series, t, v, outcome| match outcome {
+                Outcome::Stored => {
+                    report.stored += 1;
+                    logged.push(WalSample { series, t, v });
+                }
+                Outcome::Duplicate => report.duplicates += 1,
+                Outcome::ConflictingDuplicate => {
+                    report.reject(Rejection::ConflictingDuplicate, 1, || describe(pairs, t))
+                }
+                Outcome::OutOfOrder => {
+                    report.reject(Rejection::OutOfOrder, 1, || describe(pairs, t))
+                }
+                Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(pairs, t)),
+            },
+        )?;
         if !logged.is_empty() {
             self.wal.log_samples(&logged)?;
         }
@@ -1496,6 +1492,10 @@ fn replay_in_parallel(
 }
 
 /// `metric{labels} @ t`, for error examples.
-fn describe(labels: &LabelsRef<'_>, t: i64) -> String {
-    format!("{} @ {t}", labels.to_owned())
+fn describe(pairs: &[(&str, &str)], t: i64) -> String {
+    let labels = pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    format!("{} @ {t}", Labels::from_sorted(labels))
 }

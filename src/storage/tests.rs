@@ -79,6 +79,52 @@ fn every_sample_gets_an_outcome_and_good_ones_are_stored() {
     );
 }
 
+/// A batch over many series, new and known, spread over every shard and
+/// with more series per shard than the append pipeline holds in flight: a
+/// series given twice in one batch (the second time with its labels in
+/// another order) is created once, and every sample lands in its series,
+/// in the batch's order.
+#[test]
+fn a_batch_over_many_series_finds_each_series_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let n = 2_000;
+    let ids: Vec<String> = (0..n).map(|i| format!("{i:05}")).collect();
+    // Each new series twice in a row: the second is looked up before the
+    // first has created it.
+    let batch: Vec<SeriesSamples> = ids
+        .iter()
+        .flat_map(|id| {
+            [
+                series(&[("__name__", "m"), ("id", id)], &[(T0, 1.0)]),
+                series(&[("id", id), ("__name__", "m")], &[(T0 + 1, 2.0)]),
+            ]
+        })
+        .collect();
+    let report = storage.append_blocking(&batch).unwrap();
+    assert_eq!((report.stored, report.new_series), (2 * n as u64, n as u64));
+
+    let known: Vec<SeriesSamples> = ids
+        .iter()
+        .rev()
+        .map(|id| series(&[("__name__", "m"), ("id", id)], &[(T0 + 2, 3.0)]))
+        .collect();
+    let report = storage.append_blocking(&known).unwrap();
+    assert_eq!((report.stored, report.new_series), (n as u64, 0));
+
+    let selected = storage
+        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(selected.len(), n);
+    for (s, id) in selected.iter().zip(&ids) {
+        assert_eq!(s.labels.get("id"), Some(id.as_str()));
+        assert_eq!(
+            s.samples().unwrap(),
+            vec![(T0, 1.0), (T0 + 1, 2.0), (T0 + 2, 3.0)]
+        );
+    }
+}
+
 #[test]
 fn matchers_follow_prometheus_semantics() {
     let dir = tempfile::tempdir().unwrap();
