@@ -4,6 +4,7 @@
 //! turns corrupt input into an error instead of a panic.
 
 /// Appends `v` as an unsigned LEB128 varint.
+#[inline]
 pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -18,6 +19,7 @@ pub fn put_varint(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Appends a length-prefixed string.
+#[inline]
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());

@@ -125,6 +125,8 @@ impl MemSeries {
 /// Appends sorted label pairs to `out` encoded as `len name len value ...`,
 /// lengths as LEB128.
 fn encode_labels(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
+    // Lengths under 128 take one byte: nearly always the exact size.
+    out.reserve(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
     for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
         put_str(out, s);
     }
