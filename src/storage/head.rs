@@ -146,13 +146,11 @@ fn shard_of_hash(hash: u64) -> usize {
 }
 
 /// The series of an append batch prepared for [`Head::append_batch`]:
-/// each one's validated labels, their hash and their encoding, side by side
-/// in three vectors.
+/// each one's validated labels and their hash, side by side in two vectors.
 #[derive(Default)]
 pub struct PreparedBatch<'a> {
     items: Vec<PreparedSeries>,
     pairs: Vec<(&'a str, &'a str)>,
-    blobs: Vec<u8>,
 }
 
 struct PreparedSeries {
@@ -160,9 +158,6 @@ struct PreparedSeries {
     /// Its pairs, `pairs[pairs_start..pairs_end]`, sorted by name.
     pairs_start: usize,
     pairs_end: usize,
-    /// Its encoded labels, `blobs[blob_start..blob_end]`.
-    blob_start: usize,
-    blob_end: usize,
     /// Its position in the caller's batch.
     index: usize,
 }
@@ -173,7 +168,6 @@ impl<'a> PreparedBatch<'a> {
         PreparedBatch {
             items: Vec::with_capacity(series),
             pairs: Vec::with_capacity(labels),
-            blobs: Vec::new(),
         }
     }
 
@@ -187,14 +181,10 @@ impl<'a> PreparedBatch<'a> {
         let pairs_start = self.pairs.len();
         push_validated(labels, &mut self.pairs)?;
         let pairs = &self.pairs[pairs_start..];
-        let blob_start = self.blobs.len();
-        encode_labels(pairs, &mut self.blobs);
         self.items.push(PreparedSeries {
             hash: stable_hash(pairs.iter().copied()),
             pairs_start,
             pairs_end: self.pairs.len(),
-            blob_start,
-            blob_end: self.blobs.len(),
             index,
         });
         Ok(())
@@ -202,10 +192,6 @@ impl<'a> PreparedBatch<'a> {
 
     fn pairs(&self, item: &PreparedSeries) -> &[(&'a str, &'a str)] {
         &self.pairs[item.pairs_start..item.pairs_end]
-    }
-
-    fn blob(&self, item: &PreparedSeries) -> &[u8] {
-        &self.blobs[item.blob_start..item.blob_end]
     }
 }
 
@@ -219,6 +205,17 @@ impl<'a> Iterator for BlobStrings<'a> {
         let len = usize::try_from(self.0.uvarint().ok()?).ok()?;
         self.0.bytes(len).ok()
     }
+}
+
+/// Whether `blob` encodes exactly `pairs`: read string by string against
+/// them, so that finding a series never encodes the incoming labels.
+fn blob_holds(blob: &[u8], pairs: &[(&str, &str)]) -> bool {
+    let mut strings = BlobStrings(Reader::new(blob));
+    pairs
+        .iter()
+        .flat_map(|(n, v)| [n, v])
+        .all(|s| strings.next() == Some(s.as_bytes()))
+        && strings.0.is_empty()
 }
 
 /// The label set a blob encodes.
@@ -276,17 +273,18 @@ impl Shard {
         self.slot_mut(slot)?.as_mut()
     }
 
-    /// The slot of the series whose labels encode to `blob`.
-    fn find(&self, hash: u64, blob: &[u8]) -> Option<u32> {
+    /// The slot of the series with the labels `pairs` (sorted, hashing to
+    /// `hash`).
+    fn find(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<u32> {
         self.by_labels
             .candidates(hash)
-            .find(|&slot| self.holds(slot, hash, blob))
+            .find(|&slot| self.holds(slot, hash, pairs))
     }
 
-    /// Whether `slot` holds the series whose labels encode to `blob`.
-    fn holds(&self, slot: u32, hash: u64, blob: &[u8]) -> bool {
+    /// Whether `slot` holds the series with the labels `pairs`.
+    fn holds(&self, slot: u32, hash: u64, pairs: &[(&str, &str)]) -> bool {
         self.get(slot)
-            .is_some_and(|s| s.hash == hash && *s.labels == *blob)
+            .is_some_and(|s| s.hash == hash && blob_holds(&s.labels, pairs))
     }
 
     fn slot_of(&self, series: SeriesRef) -> Option<u32> {
@@ -525,13 +523,11 @@ impl Head {
             tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");
             return;
         }
-        let mut blob = Vec::new();
-        encode_labels(&pairs, &mut blob);
         let mut shard = write(&self.shards[shard_of_hash(hash)]);
-        if shard.find(hash, &blob).is_none() {
+        if shard.find(hash, &pairs).is_none() {
             self.next_ref
                 .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
-            self.insert(&mut shard, hash, &pairs, &blob, series);
+            self.insert(&mut shard, hash, &pairs, series);
         }
     }
 
@@ -540,9 +536,10 @@ impl Head {
         shard: &mut Shard,
         hash: u64,
         labels: &[(&str, &str)],
-        blob: &[u8],
         series: SeriesRef,
     ) -> u32 {
+        let mut blob = Vec::new();
+        encode_labels(labels, &mut blob);
         let interned: Vec<(u32, u32)> = {
             let mut symbols = write(&self.symbols);
             labels
@@ -563,7 +560,7 @@ impl Head {
         shard.add(MemSeries {
             series_ref: series,
             hash,
-            labels: Box::from(blob),
+            labels: blob.into_boxed_slice(),
             sealed: Vec::new(),
             open: XorChunk::new(),
             max_t: i64::MIN,
@@ -650,12 +647,12 @@ impl Head {
                 let Some((i, item)) = at(3 * PIPELINE_LEAD) else {
                     continue;
                 };
-                let (blob, pairs) = (batch.blob(item), batch.pairs(item));
+                let pairs = batch.pairs(item);
                 let slot = match found[i % PIPELINE_RING] {
-                    Some(slot) if shard.holds(slot, item.hash, blob) => slot,
+                    Some(slot) if shard.holds(slot, item.hash, pairs) => slot,
                     // A tag shared with another series, or a series an
                     // earlier item of this batch created since.
-                    _ => match shard.find(item.hash, blob) {
+                    _ => match shard.find(item.hash, pairs) {
                         Some(slot) => slot,
                         None => {
                             // Refs are numbered so that the shard follows
@@ -665,7 +662,7 @@ impl Head {
                                 + shard_index as u64;
                             log_new(series, pairs)?;
                             created += 1;
-                            self.insert(&mut shard, item.hash, pairs, blob, series)
+                            self.insert(&mut shard, item.hash, pairs, series)
                         }
                     },
                 };
