@@ -1063,18 +1063,7 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
         ("2h0m0s", 1),
         ("500ms", 121),
     ] {
-        let answer = g
-            .post(
-                "/api/v1/query_range",
-                &[
-                    ("query", "vector(1)"),
-                    ("start", "1700000000"),
-                    ("end", "1700000060"),
-                    ("step", step),
-                ],
-            )
-            .await;
-        let values = answer.data(step)["result"][0]["values"]
+        let values = one_minute_at(&g, step).await.data(step)["result"][0]["values"]
             .as_array()
             .expect("values")
             .clone();
@@ -1103,21 +1092,25 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
             .error(400, "bad_data", query);
     }
     for step in ["1m0.5s", "2.5s"] {
-        let answer = g
-            .post(
-                "/api/v1/query_range",
-                &[
-                    ("query", "vector(1)"),
-                    ("start", "1700000000"),
-                    ("end", "1700000060"),
-                    ("step", step),
-                ],
-            )
-            .await;
+        let answer = one_minute_at(&g, step).await;
         let error = answer.error(400, "bad_data", step);
         assert!(error.contains("invalid parameter \"step\""), "{error}");
     }
     g.stop();
+}
+
+/// `vector(1)` over one minute at `step`, as a range query.
+async fn one_minute_at(g: &Grafana, step: &str) -> Answer {
+    g.post(
+        "/api/v1/query_range",
+        &[
+            ("query", "vector(1)"),
+            ("start", "1700000000"),
+            ("end", "1700000060"),
+            ("step", step),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, TryLockError};
 
 use hashbrown::HashTable;
 
@@ -605,9 +605,11 @@ impl Head {
             order[next[shard]] = position as u32;
             next[shard] += 1;
         }
-        // Concurrent appenders start at different shards, so they seldom
+        // Concurrent appenders start at different shards, and pass over a
+        // shard another one holds to come back to it last, so they seldom
         // wait for each other's locks.
         let first = self.next_shard.fetch_add(5, Ordering::Relaxed);
+        let mut passed_over = Vec::new();
         let mut created = 0;
         for k in 0..SHARDS {
             let shard_index = (first + k) % SHARDS;
@@ -615,71 +617,121 @@ impl Head {
             if items.is_empty() {
                 continue;
             }
+            let mut shard = match self.shards[shard_index].try_write() {
+                Ok(shard) => shard,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    passed_over.push((shard_index, items));
+                    continue;
+                }
+            };
+            created += self.append_to_shard(
+                &mut shard,
+                shard_index,
+                batch,
+                items,
+                &samples,
+                min_valid_t,
+                &mut log_new,
+                &mut outcome,
+            )?;
+        }
+        for (shard_index, items) in passed_over {
             let mut shard = write(&self.shards[shard_index]);
-            // Read under the shard lock: see `seal_before`.
-            let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-            let mut newest = i64::MIN;
-            // Slot candidates of the items between the pipeline's stages.
-            let mut found = [None::<u32>; PIPELINE_RING];
-            for step in 0..items.len() + 3 * PIPELINE_LEAD {
-                let at = |behind: usize| {
-                    step.checked_sub(behind)
-                        .and_then(|i| Some((i, &batch.items[*items.get(i)? as usize])))
-                };
-                if let Some((_, item)) = at(0) {
-                    shard.by_labels.prefetch(item.hash);
+            created += self.append_to_shard(
+                &mut shard,
+                shard_index,
+                batch,
+                items,
+                &samples,
+                min_valid_t,
+                &mut log_new,
+                &mut outcome,
+            )?;
+        }
+        Ok(created)
+    }
+
+    /// [`Head::append_batch`] for the `items` of one shard, whose lock the
+    /// caller holds; returns the number of series created.
+    #[allow(clippy::too_many_arguments)] // the batch append's state, passed down once per shard
+    fn append_to_shard<'s, E>(
+        &self,
+        shard: &mut Shard,
+        shard_index: usize,
+        batch: &PreparedBatch<'_>,
+        items: &[u32],
+        samples: &impl Fn(usize) -> &'s [(i64, f64)],
+        min_valid_t: i64,
+        log_new: &mut impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
+        outcome: &mut impl FnMut(&[(&str, &str)], SeriesRef, i64, f64, Outcome),
+    ) -> Result<u64, E> {
+        // Read under the shard lock: see `seal_before`.
+        let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
+        let mut created = 0;
+        let mut newest = i64::MIN;
+        // Slot candidates of the items between the pipeline's stages.
+        let mut found = [None::<u32>; PIPELINE_RING];
+        for step in 0..items.len() + 3 * PIPELINE_LEAD {
+            let at = |behind: usize| {
+                step.checked_sub(behind)
+                    .and_then(|i| Some((i, &batch.items[*items.get(i)? as usize])))
+            };
+            if let Some((_, item)) = at(0) {
+                shard.by_labels.prefetch(item.hash);
+            }
+            if let Some((i, item)) = at(PIPELINE_LEAD) {
+                let slot = shard.by_labels.candidates(item.hash).next();
+                if let Some(entry) = slot.and_then(|slot| shard.slot(slot)) {
+                    prefetch_bytes(entry, std::mem::size_of_val(entry));
                 }
-                if let Some((i, item)) = at(PIPELINE_LEAD) {
-                    let slot = shard.by_labels.candidates(item.hash).next();
-                    if let Some(entry) = slot.and_then(|slot| shard.slot(slot)) {
-                        prefetch_bytes(entry, std::mem::size_of_val(entry));
-                    }
-                    found[i % PIPELINE_RING] = slot;
-                }
-                if let Some((i, _)) = at(2 * PIPELINE_LEAD) {
-                    if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
-                        prefetch_bytes(s.labels.as_ptr(), s.labels.len());
-                        let open = s.open.bytes();
-                        prefetch(open.as_ptr());
-                        prefetch(open.as_ptr().wrapping_add(open.len().saturating_sub(1)));
-                    }
-                }
-                let Some((i, item)) = at(3 * PIPELINE_LEAD) else {
-                    continue;
-                };
-                let pairs = batch.pairs(item);
-                let slot = match found[i % PIPELINE_RING] {
-                    Some(slot) if shard.holds(slot, item.hash, pairs) => slot,
-                    // A tag shared with another series, or a series an
-                    // earlier item of this batch created since.
-                    _ => match shard.find(item.hash, pairs) {
-                        Some(slot) => slot,
-                        None => {
-                            // Refs are numbered so that the shard follows
-                            // from the ref and from the hash alike.
-                            let series = self.next_ref.fetch_add(1, Ordering::Relaxed)
-                                * SHARDS as u64
-                                + shard_index as u64;
-                            log_new(series, pairs)?;
-                            created += 1;
-                            self.insert(&mut shard, item.hash, pairs, series)
-                        }
-                    },
-                };
-                let Some(s) = shard.get_mut(slot) else {
-                    // Unreachable: the slot was found or filled under this lock.
-                    continue;
-                };
-                for &(t, v) in samples(item.index) {
-                    let result = self.append_to(s, t, v, min_t);
-                    if result == Outcome::Stored {
-                        newest = t;
-                    }
-                    outcome(pairs, s.series_ref, t, v, result);
+                found[i % PIPELINE_RING] = slot;
+            }
+            if let Some((i, _)) = at(2 * PIPELINE_LEAD) {
+                if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
+                    prefetch_bytes(s.labels.as_ptr(), s.labels.len());
+                    let open = s.open.bytes();
+                    prefetch(open.as_ptr());
+                    prefetch(open.as_ptr().wrapping_add(open.len().saturating_sub(1)));
                 }
             }
-            self.max_t.fetch_max(newest, Ordering::Relaxed);
+            let Some((i, item)) = at(3 * PIPELINE_LEAD) else {
+                continue;
+            };
+            let pairs = batch.pairs(item);
+            let slot = match found[i % PIPELINE_RING] {
+                Some(slot) if shard.holds(slot, item.hash, pairs) => slot,
+                // A tag shared with another series, or a series an earlier
+                // item of this batch created since.
+                _ => match shard.find(item.hash, pairs) {
+                    Some(slot) => slot,
+                    None => {
+                        // Refs are numbered so that the shard follows from
+                        // the ref and from the hash alike.
+                        let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
+                            + shard_index as u64;
+                        if let Err(e) = log_new(series, pairs) {
+                            self.max_t.fetch_max(newest, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        created += 1;
+                        self.insert(shard, item.hash, pairs, series)
+                    }
+                },
+            };
+            let Some(s) = shard.get_mut(slot) else {
+                // Unreachable: the slot was found or filled under this lock.
+                continue;
+            };
+            for &(t, v) in samples(item.index) {
+                let result = self.append_to(s, t, v, min_t);
+                if result == Outcome::Stored {
+                    newest = t;
+                }
+                outcome(pairs, s.series_ref, t, v, result);
+            }
         }
+        self.max_t.fetch_max(newest, Ordering::Relaxed);
         Ok(created)
     }
 

@@ -241,29 +241,12 @@ impl Client {
 
 /// `params` form-encoded as Go's `url.Values.Encode()` writes them, which
 /// is how Grafana's backend builds a POST body and a GET query string: keys
-/// sorted (a repeated key keeps its values in order), spaces as `+`, every
-/// byte but `A-Za-z0-9-_.~` percent-escaped.
+/// sorted (a repeated key keeps its values in order), spaces as `+`, other
+/// bytes percent-escaped (`~` and `*` aside, which no parameter here holds).
 pub fn go_form(params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort_by_key(|(k, _)| *k); // stable: a repeated key keeps its order
-    let escape = |text: &str| {
-        let mut out = String::new();
-        for b in text.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    };
-    sorted
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    serde_urlencoded::to_string(&sorted).unwrap_or_default()
 }
 
 /// A time in Unix ms as Grafana's backend writes a time parameter: Go's
