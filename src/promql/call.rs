@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 use promql_parser::parser::{Call, Expr};
 
 use super::eval::{
-    absent, absent_labels, merge_rows, window, Evaluated, Evaluator, Grid, Ranges, Row, ABSENT,
+    absent, absent_labels, merge_rows, window, Evaluated, Evaluator, Grid, Ranges, Row,
+    WindowCursor, ABSENT,
 };
 use super::functions::{self, Window};
 use super::value::QueryError;
@@ -77,10 +78,9 @@ pub fn eval(ev: &mut Evaluator<'_>, call: &Call, grid: Grid) -> Result<Evaluated
             let mut values = vec![1.0; grid.len()];
             for row in &ranges.rows {
                 let points = row.points(&ev.budget)?;
-                let mut from = 0;
+                let mut cursor = WindowCursor::default();
                 for (step, value) in values.iter_mut().enumerate() {
-                    let (window, next) = window(&points, ranges.ends[step], ranges.range, from);
-                    from = next;
+                    let window = window(&points, ranges.ends[step], ranges.range, &mut cursor);
                     if !window.is_empty() {
                         *value = ABSENT;
                     }
@@ -339,11 +339,10 @@ fn range_function(
         } else {
             Vec::new()
         };
-        let mut from = 0;
+        let mut cursor = WindowCursor::default();
         for (step, slot) in values.iter_mut().enumerate() {
             let end = ranges.ends[step];
-            let (samples, next) = window(&points, end, ranges.range, from);
-            from = next;
+            let samples = window(&points, end, ranges.range, &mut cursor);
             if samples.is_empty() {
                 continue;
             }
@@ -352,7 +351,7 @@ fn range_function(
             }
             let mut input =
                 Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
-            let (lo, hi) = (next, next + samples.len());
+            let (lo, hi) = (cursor.lo, cursor.hi);
             let first_drop_after_lo = drops.partition_point(|&k| k <= lo);
             if counter_function && drops.get(first_drop_after_lo).is_none_or(|&k| k >= hi) {
                 input = input.without_drops();
@@ -466,13 +465,16 @@ fn timestamp(
     let mut rows = Vec::new();
     for row in &ranges.rows {
         let points = row.points(&ev.budget)?;
+        let mut cursor = WindowCursor::default();
         let values: Vec<f64> = ranges
             .ends
             .iter()
-            .map(|end| match window(&points, *end, lookback, 0).0.last() {
-                Some((t, _)) => *t as f64 / 1000.0,
-                None => ABSENT,
-            })
+            .map(
+                |end| match window(&points, *end, lookback, &mut cursor).last() {
+                    Some((t, _)) => *t as f64 / 1000.0,
+                    None => ABSENT,
+                },
+            )
             .collect();
         if values.iter().any(|v| !absent(*v)) {
             rows.push(Row {

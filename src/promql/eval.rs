@@ -120,9 +120,7 @@ impl RangeRow {
                 held: 0,
             }),
             Points::Stored { source, mint, maxt } => {
-                let mut points = read_samples(source.as_ref(), *mint, *maxt, budget)?;
-                points.retain(|(_, v)| !is_stale_nan(*v));
-                Ok(points)
+                read_samples(source.as_ref(), *mint, *maxt, Stale::Drop, budget)
             }
         }
     }
@@ -133,12 +131,6 @@ pub struct HeldPoints<'b> {
     points: Cow<'b, [(i64, f64)]>,
     budget: &'b Budget,
     held: usize,
-}
-
-impl HeldPoints<'_> {
-    fn retain(&mut self, keep: impl FnMut(&(i64, f64)) -> bool) {
-        self.points.to_mut().retain(keep);
-    }
 }
 
 impl Deref for HeldPoints<'_> {
@@ -155,21 +147,37 @@ impl Drop for HeldPoints<'_> {
     }
 }
 
-/// Reads a series' samples in `[mint, maxt]` (stale markers kept), NaN
-/// values made canonical so that none is [`ABSENT`].
+/// What [`read_samples`] does with stale markers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// Keeps them (an instant selector ends a series at one).
+    Keep,
+    /// Leaves them out (range functions never see them).
+    Drop,
+}
+
+/// Reads a series' samples in `[mint, maxt]`, stale markers kept or left
+/// out, NaN values made canonical so that none is [`ABSENT`]: one pass.
 fn read_samples<'b>(
     source: &dyn SampleSource,
     mint: i64,
     maxt: i64,
+    stale: Stale,
     budget: &'b Budget,
 ) -> Result<HeldPoints<'b>, QueryError> {
     let mut samples = source.read().map_err(QueryError::Internal)?;
-    samples.retain(|(t, _)| *t >= mint && *t <= maxt);
-    for (_, v) in samples.iter_mut() {
-        if v.is_nan() && !is_stale_nan(*v) {
+    samples.retain_mut(|(t, v)| {
+        if *t < mint || *t > maxt {
+            return false;
+        }
+        if v.is_nan() {
+            if is_stale_nan(*v) {
+                return stale == Stale::Keep;
+            }
             *v = f64::NAN;
         }
-    }
+        true
+    });
     budget.loaded.fetch_add(samples.len(), Ordering::Relaxed);
     budget.hold(samples.len())?;
     let held = samples.len();
@@ -483,7 +491,8 @@ impl<'q> Evaluator<'q> {
         let series = self.select(selector, mint, maxt)?;
         let lookback = self.lookback;
         let rows = self.per_series(series.len(), |i, budget, _| {
-            let samples = read_samples(series[i].samples.as_ref(), mint, maxt, budget)?;
+            let samples =
+                read_samples(series[i].samples.as_ref(), mint, maxt, Stale::Keep, budget)?;
             let values = lookback_values(&samples, &times, lookback);
             if values.iter().all(|v| absent(*v)) {
                 return Ok(None);
@@ -630,12 +639,26 @@ fn lookback_values(samples: &[(i64, f64)], times: &[i64], lookback: i64) -> Vec<
     values
 }
 
+/// Where the previous window of a series was: [`window`] looks on from
+/// there, since windows mostly move forward step by step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowCursor {
+    /// First point of the window.
+    pub lo: usize,
+    /// One past its last point.
+    pub hi: usize,
+}
+
 /// The points of `points` in the window `(end - range, end]`, found from
-/// `from` on (windows move forward); returns the slice and where the next
-/// window may start looking.
-pub fn window(points: &[(i64, f64)], end: i64, range: i64, from: usize) -> (&[(i64, f64)], usize) {
+/// `cursor` on, which is moved to them.
+pub fn window<'p>(
+    points: &'p [(i64, f64)],
+    end: i64,
+    range: i64,
+    cursor: &mut WindowCursor,
+) -> &'p [(i64, f64)] {
     let start = end - range;
-    let mut lo = from.min(points.len());
+    let mut lo = cursor.lo.min(points.len());
     // Windows may move backwards (when `@` or negative steps are involved).
     if lo > 0 && points[lo - 1].0 > start {
         lo = points.partition_point(|(t, _)| *t <= start);
@@ -643,8 +666,15 @@ pub fn window(points: &[(i64, f64)], end: i64, range: i64, from: usize) -> (&[(i
     while lo < points.len() && points[lo].0 <= start {
         lo += 1;
     }
-    let hi = lo + points[lo..].partition_point(|(t, _)| *t <= end);
-    (&points[lo..hi], lo)
+    let mut hi = cursor.hi.clamp(lo, points.len());
+    if hi > lo && points[hi - 1].0 > end {
+        hi = lo + points[lo..].partition_point(|(t, _)| *t <= end);
+    }
+    while hi < points.len() && points[hi].0 <= end {
+        hi += 1;
+    }
+    *cursor = WindowCursor { lo, hi };
+    &points[lo..hi]
 }
 
 fn storage_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, QueryError> {
@@ -793,9 +823,28 @@ mod tests {
     #[test]
     fn windows_are_left_open() {
         let points = [(0, 1.0), (60_000, 2.0), (120_000, 3.0)];
-        let (w, _) = window(&points, 120_000, 60_000, 0);
+        let w = window(&points, 120_000, 60_000, &mut WindowCursor::default());
         assert_eq!(w, &[(120_000, 3.0)]);
-        let (w, _) = window(&points, 120_000, 120_000, 0);
+        let w = window(&points, 120_000, 120_000, &mut WindowCursor::default());
         assert_eq!(w, &[(60_000, 2.0), (120_000, 3.0)]);
+    }
+
+    /// A cursor carried from window to window finds what a fresh search
+    /// finds, whichever way the windows move.
+    #[test]
+    fn a_cursor_follows_windows_forwards_and_backwards() {
+        let points: Vec<(i64, f64)> = (0..200).map(|i| (i * 15_000, i as f64)).collect();
+        let mut cursor = WindowCursor::default();
+        let ends = (0..100)
+            .map(|i| i * 60_000)
+            .chain((0..50).rev().map(|i| i * 70_000 + 1));
+        for end in ends {
+            let fresh = window(&points, end, 300_000, &mut WindowCursor::default());
+            assert_eq!(
+                window(&points, end, 300_000, &mut cursor),
+                fresh,
+                "end {end}"
+            );
+        }
     }
 }

@@ -334,7 +334,12 @@ fn ms_to_seconds(ms: i64) -> f64 {
 /// The range as Go's `time.Duration.Seconds()` computes it (whole seconds
 /// plus the fraction), which can differ in the last bit from `ms / 1000`.
 fn duration_seconds(range_ms: i64) -> f64 {
-    (range_ms / 1000) as f64 + ((range_ms % 1000) * 1_000_000) as f64 / 1e9
+    let (seconds, fraction_ms) = (range_ms / 1000, range_ms % 1000);
+    if fraction_ms == 0 {
+        // The usual whole-second range: adding 0.0 would change nothing.
+        return seconds as f64;
+    }
+    seconds as f64 + (fraction_ms * 1_000_000) as f64 / 1e9
 }
 
 /// The values before each drop: a drop is a counter reset.

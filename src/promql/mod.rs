@@ -24,7 +24,7 @@ pub use value::{
     SeriesData, Value,
 };
 
-use eval::{absent, window, Budget, Evaluated, Evaluator, Grid};
+use eval::{absent, window, Budget, Evaluated, Evaluator, Grid, WindowCursor};
 
 /// The engine's limits and defaults.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +94,8 @@ impl Engine {
                 let mut series = Vec::new();
                 for row in &ranges.rows {
                     let points = row.points(&evaluator.budget)?;
-                    let points = window(&points, end, ranges.range, 0).0.to_vec();
+                    let points =
+                        window(&points, end, ranges.range, &mut WindowCursor::default()).to_vec();
                     if !points.is_empty() {
                         evaluator.hold(points.len())?;
                         series.push(RangeSeries {

@@ -837,18 +837,33 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), Decode
     let start = out.len();
     out.resize(start + n, (0, 0.0));
     let dst = &mut out[start..];
-    let mut scratch = vec![0u64; n];
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        scratch.resize(n, 0);
+        decode_columns(&chunk, dst, scratch);
+    });
+    Ok(())
+}
 
-    chunk.timestamps.decode(&mut scratch);
-    for (sample, &t) in dst.iter_mut().zip(&scratch) {
+thread_local! {
+    /// The column being decoded: reused, since queries decode chunk after
+    /// chunk on the same threads.
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Fills `dst` with the samples of a parsed `chunk`, through `scratch`
+/// (one word per sample).
+fn decode_columns(chunk: &Chunk<'_>, dst: &mut [(i64, f64)], scratch: &mut [u64]) {
+    chunk.timestamps.decode(scratch);
+    for (sample, &t) in dst.iter_mut().zip(scratch.iter()) {
         sample.0 = t as i64;
     }
 
-    match chunk.values {
+    match &chunk.values {
         Values::Raw { planes } => {
-            gather(planes, 8, 256, &mut scratch);
+            gather(planes, 8, 256, scratch);
             let mut bits = 0u64;
-            for (sample, &x) in dst.iter_mut().zip(&scratch) {
+            for (sample, &x) in dst.iter_mut().zip(scratch.iter()) {
                 bits ^= x;
                 sample.1 = f64::from_bits(bits);
             }
@@ -858,10 +873,10 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), Decode
             exceptions,
             mantissas,
         } => {
-            mantissas.decode(&mut scratch);
-            let p = POW10_F64[exp];
+            mantissas.decode(scratch);
+            let p = POW10_F64[*exp];
             // Division by 1.0 is exact, so e = 0 needs no special case.
-            for (sample, &m) in dst.iter_mut().zip(&scratch) {
+            for (sample, &m) in dst.iter_mut().zip(scratch.iter()) {
                 sample.1 = m as i64 as f64 / p;
             }
             exceptions.for_each(|i, bits| {
@@ -871,7 +886,6 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), Decode
             });
         }
     }
-    Ok(())
 }
 
 /// Reads the sample count from a chunk's header without decoding it.

@@ -188,7 +188,7 @@ impl Series {
     /// The samples within the selected range, oldest first; chunks from
     /// different sources that overlap are merged, later sources winning ties.
     pub fn samples(&self) -> Result<Vec<(i64, f64)>, codec::DecodeError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.chunks.iter().map(|c| usize::from(c.samples)).sum());
         for c in &self.chunks {
             codec::decode_into(c.encoding, &c.bytes, &mut out)?;
         }
