@@ -3,7 +3,7 @@
 //! queries sent to each as Grafana sends a panel's query (`POST
 //! /api/v1/query_range`, over the whole data span at one step).
 //!
-//! `cargo bench --bench query -- [--series 10000] [--hours 2] [--step 60] [--runs 5] [--only NAME]`
+//! `cargo bench --bench query -- [--series 10000] [--hours 2] [--step 60] [--runs 5] [--only NAME,…] [--keep DIR]`
 //!
 //! The data: the shared workload (`benches/common/workload.rs`, seed 42) for
 //! `--hours` ending now, one sample per series every 15 s, written as one
@@ -16,11 +16,14 @@
 //! `/api/v1/import/prometheus` (the same lines with millisecond timestamps),
 //! then `/internal/force_flush` and a restart; VictoriaMetrics runs with
 //! `-search.disableCache -search.latencyOffset=0s`, so that no result cache
-//! answers. Each server runs alone, one after another, on a fresh temporary
-//! directory and a loopback port, with no scrape jobs; before the queries it
-//! is left to finish its background work (under 2 % of a core for 2 s; with more
-//! than 2 h of data, Prometheus is first given the minute after which it
-//! compacts promtool's 2 h blocks).
+//! answers. Each server is loaded in turn, on a fresh temporary directory
+//! and a loopback port, with no scrape jobs, and left running; before the
+//! queries every one is left to finish its background work (under 2 % of a
+//! core for 2 s; with more than 2 h of data, Prometheus is first given the
+//! minute after which it compacts promtool's 2 h blocks). The servers then
+//! take turns: each run of a query goes to each server in order, so that
+//! the machine's drifts fall on all of them alike; only one server works at
+//! a time.
 //!
 //! The queries are the six of the monitoring guide's "Requêtes PromQL
 //! utiles" (`/work/shared/seed/monitoring-guide.fr.md`) and the ones the
@@ -46,8 +49,8 @@
 //! ratios fleetmon / Prometheus and fleetmon / VictoriaMetrics (below 1:
 //! fleetmon is faster or smaller). A warning line names each query for which
 //! fleetmon and Prometheus answer with different numbers of series, or one
-//! of them fails. `--only fleetmon|prometheus|victoria-metrics` runs one
-//! server. `--keep DIR` keeps each server's loaded data in `DIR` (and the
+//! of them fails. `--only` names the servers to run, comma separated
+//! (`fleetmon`, `prometheus`, `victoria-metrics`). `--keep DIR` keeps each server's loaded data in `DIR` (and the
 //! data's time range in `DIR/range`), and a later run with the same
 //! `--series` and `--hours` queries it again instead of loading anew.
 
@@ -594,64 +597,79 @@ async fn start_loaded(
     Ok(server)
 }
 
-/// Runs every query `setup.runs` times on `server`.
-async fn measure(server: &Server, setup: &Setup, http: &reqwest::Client) -> ServerRun {
-    let pid = server.pid();
-    let exact_peaks = reset_peak_rss(&pid);
-    eprintln!(
-        "  {}: RSS before the queries {:.0} MiB",
-        server.name,
-        status_bytes(&pid, "VmRSS:") as f64 / 1048576.0
-    );
-    let mut peak_rss = 0;
-    let mut queries = Vec::new();
+/// Runs every query `setup.runs` times on each server, the servers taking
+/// turns run by run: whatever else the machine does meanwhile (other load,
+/// clock changes) falls on all of them alike, which keeps the ratios
+/// steady where separate phases drift by tens of percent.
+async fn measure(servers: &[Server], setup: &Setup, http: &reqwest::Client) -> Vec<ServerRun> {
+    let mut runs: Vec<ServerRun> = servers
+        .iter()
+        .map(|server| {
+            let pid = server.pid();
+            eprintln!(
+                "  {}: RSS before the queries {:.0} MiB",
+                server.name,
+                status_bytes(&pid, "VmRSS:") as f64 / 1048576.0
+            );
+            ServerRun {
+                queries: Vec::new(),
+                peak_rss: 0,
+                exact_peaks: reset_peak_rss(&pid),
+            }
+        })
+        .collect();
     for (name, query) in QUERIES {
-        reset_peak_rss(&pid);
-        let mut latencies = Vec::new();
-        let mut series = Err("no answer".to_string());
+        for server in servers {
+            reset_peak_rss(&server.pid());
+        }
+        let mut latencies = vec![Vec::new(); servers.len()];
+        let mut answers: Vec<Result<usize, String>> =
+            vec![Err("no answer".to_string()); servers.len()];
         for run in 0..setup.runs {
-            match server
-                .query_range(http, query, setup.range(), setup.step_s)
-                .await
-            {
-                Ok((elapsed, body)) => {
-                    latencies.push(elapsed.as_secs_f64() * 1000.0);
-                    if run == 0 {
-                        series = answer_series(&body);
-                    }
+            for (i, server) in servers.iter().enumerate() {
+                if run > 0 && answers[i].is_err() {
+                    continue;
                 }
-                Err(e) => {
-                    series = Err(e);
-                    break;
+                match server
+                    .query_range(http, query, setup.range(), setup.step_s)
+                    .await
+                {
+                    Ok((elapsed, body)) => {
+                        latencies[i].push(elapsed.as_secs_f64() * 1000.0);
+                        if run == 0 {
+                            answers[i] = answer_series(&body);
+                        }
+                    }
+                    Err(e) => answers[i] = Err(e),
                 }
             }
         }
-        let peak = status_bytes(&pid, "VmHWM:");
-        peak_rss = peak_rss.max(peak);
-        let median_ms = if series.is_ok() {
-            median(latencies)
-        } else {
-            f64::NAN
-        };
-        eprintln!(
-            "  {}: {name}: {median_ms:.1} ms, {} series, peak RSS {:.0} MiB",
-            server.name,
-            series
-                .as_ref()
-                .map_or_else(|e| e.clone(), |n| n.to_string()),
-            peak as f64 / 1048576.0
-        );
-        queries.push(Measured {
-            median_ms,
-            peak_rss: peak,
-            series,
-        });
+        for (i, server) in servers.iter().enumerate() {
+            let peak = status_bytes(&server.pid(), "VmHWM:");
+            let run = &mut runs[i];
+            run.peak_rss = run.peak_rss.max(peak);
+            let series = std::mem::replace(&mut answers[i], Err(String::new()));
+            let median_ms = if series.is_ok() {
+                median(std::mem::take(&mut latencies[i]))
+            } else {
+                f64::NAN
+            };
+            eprintln!(
+                "  {}: {name}: {median_ms:.1} ms, {} series, peak RSS {:.0} MiB",
+                server.name,
+                series
+                    .as_ref()
+                    .map_or_else(|e| e.clone(), |n| n.to_string()),
+                peak as f64 / 1048576.0
+            );
+            run.queries.push(Measured {
+                median_ms,
+                peak_rss: peak,
+                series,
+            });
+        }
     }
-    ServerRun {
-        queries,
-        peak_rss,
-        exact_peaks,
-    }
+    runs
 }
 
 // ---------------------------------------------------------------- report
@@ -770,6 +788,11 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    // `--only a,b`: those servers.
+    let chosen = |name: &str| {
+        only.as_ref()
+            .is_none_or(|list| list.split(',').any(|o| o == name))
+    };
 
     let keep = args
         .iter()
@@ -826,7 +849,7 @@ fn main() {
     let file = dir.join("workload.om.txt");
     let needs_file = SERVERS
         .iter()
-        .any(|name| only.as_ref().is_none_or(|o| o == name) && !dir.join(name).exists());
+        .any(|name| chosen(name) && !dir.join(name).exists());
     if needs_file {
         let began = Instant::now();
         let bytes =
@@ -846,9 +869,11 @@ fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .expect("client");
-    let mut measured: [Option<ServerRun>; 3] = [None, None, None];
+    // Every server is loaded and left running, then they are measured
+    // together (see `measure`).
+    let mut running: Vec<(usize, Server)> = Vec::new();
     for (i, name) in SERVERS.into_iter().enumerate() {
-        if only.as_ref().is_some_and(|only| only != name) {
+        if !chosen(name) {
             continue;
         }
         let needed: &[&str] = match name {
@@ -873,14 +898,23 @@ fn main() {
                 continue;
             }
         };
-        measured[i] = Some(runtime.block_on(measure(&server, &setup, &http)));
-        server.stop();
-        if keep.is_none() {
-            // Room on disk for the next server.
-            let _ = std::fs::remove_dir_all(&store);
-        }
+        running.push((i, server));
     }
     // The servers' stores are what a later run reuses.
     let _ = std::fs::remove_file(&file);
+    for (_, server) in &running {
+        runtime.block_on(server.settle());
+    }
+    let (indexes, servers): (Vec<usize>, Vec<Server>) = running.into_iter().unzip();
+    let mut measured: [Option<ServerRun>; 3] = [None, None, None];
+    for (i, run) in indexes
+        .into_iter()
+        .zip(runtime.block_on(measure(&servers, &setup, &http)))
+    {
+        measured[i] = Some(run);
+    }
+    for server in servers {
+        server.stop();
+    }
     report(&measured);
 }

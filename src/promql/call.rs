@@ -328,7 +328,7 @@ fn range_function(
         let points = row.points(budget)?;
         let mut values = vec![ABSENT; grid.len()];
         let mut step_args = vec![0.0; scalars.len()];
-        let mut scratch = Vec::new();
+        let mut scratch = functions::StepScratch::default();
         // Where a value drops below the one before (a counter reset; most
         // series have none): a window without one lets rate and increase
         // skip their scan for resets.

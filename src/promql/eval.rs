@@ -157,7 +157,7 @@ enum Stale {
 }
 
 /// Reads a series' samples in `[mint, maxt]`, stale markers kept or left
-/// out, NaN values made canonical so that none is [`ABSENT`]: one pass.
+/// out, NaN values made canonical so that none is [`ABSENT`].
 fn read_samples<'b>(
     source: &dyn SampleSource,
     mint: i64,
@@ -166,18 +166,22 @@ fn read_samples<'b>(
     budget: &'b Budget,
 ) -> Result<HeldPoints<'b>, QueryError> {
     let mut samples = source.read().map_err(QueryError::Internal)?;
-    samples.retain_mut(|(t, v)| {
-        if *t < mint || *t > maxt {
-            return false;
-        }
-        if v.is_nan() {
-            if is_stale_nan(*v) {
-                return stale == Stale::Keep;
+    // Sources return samples in time order: the range is two searches.
+    samples.truncate(samples.partition_point(|&(t, _)| t <= maxt));
+    samples.drain(..samples.partition_point(|&(t, _)| t < mint));
+    // Most series hold no NaN at all: a read-only scan finds that out
+    // without rewriting every sample.
+    if samples.iter().any(|(_, v)| v.is_nan()) {
+        samples.retain_mut(|(_, v)| {
+            if v.is_nan() {
+                if is_stale_nan(*v) {
+                    return stale == Stale::Keep;
+                }
+                *v = f64::NAN;
             }
-            *v = f64::NAN;
-        }
-        true
-    });
+            true
+        });
+    }
     budget.loaded.fetch_add(samples.len(), Ordering::Relaxed);
     budget.hold(samples.len())?;
     let held = samples.len();

@@ -262,16 +262,15 @@ impl RangeFunction {
     /// this step (an empty window, `rate` with fewer than 2 samples, …),
     /// `Some(Err)` for what Prometheus fails the query with (a smoothing or
     /// trend factor outside `(0, 1)`; a wrong argument count, which the
-    /// parser prevents), and reports warnings through `notes`. `scratch` is
-    /// reused by the functions that sort values (`quantile_over_time`,
-    /// `mad_over_time`), so that a caller looping over series and steps
-    /// allocates nothing.
+    /// parser prevents), and reports warnings through `notes`. `scratch`
+    /// carries what one series' windows can share (see [`StepScratch`]): a
+    /// caller evaluating a series step after step passes the same one.
     pub fn eval(
         self,
         window: &Window<'_>,
         args: &[f64],
         notes: &mut Annotations,
-        scratch: &mut Vec<f64>,
+        scratch: &mut StepScratch,
     ) -> Option<Result<f64, String>> {
         if args.len() != self.scalar_arity() {
             return Some(Err(format!(
@@ -285,9 +284,9 @@ impl RangeFunction {
         // Prometheus never calls a range function on an empty window.
         let (&(first_t, first_v), &(last_t, last_v)) = (samples.first()?, samples.last()?);
         let value = match self {
-            RangeFunction::Rate => extrapolated_rate(window, true, true)?,
-            RangeFunction::Increase => extrapolated_rate(window, true, false)?,
-            RangeFunction::Delta => extrapolated_rate(window, false, false)?,
+            RangeFunction::Rate => extrapolated_rate(window, true, true, &mut scratch.rate)?,
+            RangeFunction::Increase => extrapolated_rate(window, true, false, &mut scratch.rate)?,
+            RangeFunction::Delta => extrapolated_rate(window, false, false, &mut scratch.rate)?,
             RangeFunction::Irate => instant_value(samples, true)?,
             RangeFunction::Idelta => instant_value(samples, false)?,
             RangeFunction::Deriv => deriv(samples)?,
@@ -299,10 +298,12 @@ impl RangeFunction {
             RangeFunction::MaxOverTime => extreme_over_time(samples, replaces_max).1,
             RangeFunction::SumOverTime => kahan_sum(samples.iter().map(|s| s.1)),
             RangeFunction::CountOverTime => samples.len() as f64,
-            RangeFunction::QuantileOverTime => quantile_over_time(samples, args[0], notes, scratch),
+            RangeFunction::QuantileOverTime => {
+                quantile_over_time(samples, args[0], notes, &mut scratch.values)
+            }
             RangeFunction::StddevOverTime => variance(samples.iter().map(|s| s.1)).sqrt(),
             RangeFunction::StdvarOverTime => variance(samples.iter().map(|s| s.1)),
-            RangeFunction::MadOverTime => mad_over_time(samples, scratch),
+            RangeFunction::MadOverTime => mad_over_time(samples, &mut scratch.values),
             RangeFunction::LastOverTime => last_v,
             RangeFunction::FirstOverTime => first_v,
             RangeFunction::PresentOverTime => 1.0,
@@ -350,10 +351,66 @@ fn resets(samples: &[(i64, f64)]) -> impl Iterator<Item = f64> + '_ {
         .map(|pair| pair[0].1)
 }
 
+/// What the windows of one series can share while a range function is
+/// evaluated over them step by step, so that the caller allocates nothing
+/// per step and repeats no division it has just done.
+#[derive(Debug, Default)]
+pub struct StepScratch {
+    /// Values to sort (`quantile_over_time`, `mad_over_time`).
+    values: Vec<f64>,
+    /// Quotients of `rate`, `increase` and `delta`.
+    rate: RateQuotients,
+}
+
+/// The divisions of [`extrapolated_rate`] that depend only on the window's
+/// timestamps. Scrapes are regular, so consecutive windows mostly have the
+/// same sample count and the same distances to their edges; a quotient of
+/// the same operands is the same float, so reusing it changes no bit.
+#[derive(Debug, Default)]
+struct RateQuotients {
+    /// `(ms between first and last sample, intervals)` → (sampled seconds,
+    /// average interval).
+    interval: LastQuotient<(i64, usize), (f64, f64)>,
+    /// ms from the window's start to its first sample → seconds.
+    to_start: LastQuotient<i64, f64>,
+    /// ms from the last sample to the window's end → seconds.
+    to_end: LastQuotient<i64, f64>,
+    /// (sampled, to start, to end as bits, range ms, is rate) → factor.
+    factor: LastQuotient<(u64, u64, u64, i64, bool), f64>,
+}
+
+/// A one-entry memo: the last key and what it computed to.
+#[derive(Debug)]
+struct LastQuotient<K, V>(Option<(K, V)>);
+
+impl<K, V> Default for LastQuotient<K, V> {
+    fn default() -> Self {
+        LastQuotient(None)
+    }
+}
+
+impl<K: PartialEq + Copy, V: Copy> LastQuotient<K, V> {
+    fn get(&mut self, key: K, compute: impl FnOnce(K) -> V) -> V {
+        match self.0 {
+            Some((last, value)) if last == key => value,
+            _ => {
+                let value = compute(key);
+                self.0 = Some((key, value));
+                value
+            }
+        }
+    }
+}
+
 /// `rate`, `increase` and `delta`: the change over the window, corrected for
 /// counter resets when `is_counter`, extrapolated towards the window's edges
 /// and, when `is_rate`, divided by the range.
-fn extrapolated_rate(window: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+fn extrapolated_rate(
+    window: &Window<'_>,
+    is_counter: bool,
+    is_rate: bool,
+    quotients: &mut RateQuotients,
+) -> Option<f64> {
     let samples = window.samples;
     if samples.len() < 2 {
         return None;
@@ -366,13 +423,20 @@ fn extrapolated_rate(window: &Window<'_>, is_counter: bool, is_rate: bool) -> Op
         delta = resets(samples).fold(delta, |sum, before_reset| sum + before_reset);
     }
 
-    let sampled = ms_to_seconds(last_t - first_t);
-    let average_interval = sampled / (samples.len() - 1) as f64;
+    let (sampled, average_interval) =
+        quotients
+            .interval
+            .get((last_t - first_t, samples.len() - 1), |(ms, intervals)| {
+                let sampled = ms_to_seconds(ms);
+                (sampled, sampled / intervals as f64)
+            });
     // A sample missing where one is expected (10% slack) means the series
     // starts or ends inside the window: extrapolate only half an interval.
     let threshold = average_interval * 1.1;
-    let mut to_start = ms_to_seconds(first_t - window.start_ms);
-    let mut to_end = ms_to_seconds(window.end_ms - last_t);
+    let mut to_start = quotients
+        .to_start
+        .get(first_t - window.start_ms, ms_to_seconds);
+    let mut to_end = quotients.to_end.get(window.end_ms - last_t, ms_to_seconds);
     if to_start >= threshold {
         to_start = average_interval / 2.0;
     }
@@ -388,13 +452,24 @@ fn extrapolated_rate(window: &Window<'_>, is_counter: bool, is_rate: bool) -> Op
         to_end = average_interval / 2.0;
     }
 
-    let mut factor = 1.0;
-    if sampled != 0.0 {
-        factor = (sampled + to_start + to_end) / sampled;
-    }
-    if is_rate {
-        factor /= duration_seconds(window.end_ms - window.start_ms);
-    }
+    let range_ms = window.end_ms - window.start_ms;
+    let key = (
+        sampled.to_bits(),
+        to_start.to_bits(),
+        to_end.to_bits(),
+        range_ms,
+        is_rate,
+    );
+    let factor = quotients.factor.get(key, |_| {
+        let mut factor = 1.0;
+        if sampled != 0.0 {
+            factor = (sampled + to_start + to_end) / sampled;
+        }
+        if is_rate {
+            factor /= duration_seconds(range_ms);
+        }
+        factor
+    });
     Some(delta * factor)
 }
 
@@ -1804,7 +1879,60 @@ mod tests {
         let Some(function) = RangeFunction::from_name(name) else {
             return Some(Err(format!("unknown range function: {name}")));
         };
-        function.eval(window, args, notes, &mut Vec::new())
+        function.eval(window, args, notes, &mut StepScratch::default())
+    }
+
+    /// Windows slid over one series share a scratch whose quotients repeat
+    /// from step to step: every result must be the bits a fresh scratch
+    /// gives, over regular, jittered and gappy scrapes, counters with resets
+    /// and gauges, and ranges of whole and fractional seconds.
+    #[test]
+    fn shared_quotients_change_no_bit() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for series in 0..12 {
+            let mut points = Vec::new();
+            let (mut t, mut v) = (1_000_000i64, 50.0f64);
+            for _ in 0..2000 {
+                t += match series % 3 {
+                    0 => 15 * SEC,
+                    1 => 15 * SEC + (next() % 7) as i64 - 3,
+                    _ => 15 * SEC * (1 + (next() % 4 == 0) as i64 * 5),
+                };
+                v = match next() % 100 {
+                    0 => 0.5,
+                    n if series % 2 == 0 => v + f64::from(n as u8) * 0.25,
+                    n => f64::from(n as u8) - 40.0,
+                };
+                points.push((t, v));
+            }
+            let range = [5 * MIN, 5 * MIN + 250][series % 2];
+            for name in ["rate", "increase", "delta"] {
+                let function = RangeFunction::from_name(name).unwrap();
+                let mut shared = StepScratch::default();
+                let mut end = 1_000_000 + range;
+                while end < t {
+                    let lo = points.partition_point(|p| p.0 <= end - range);
+                    let hi = points.partition_point(|p| p.0 <= end);
+                    let window = Window::new(&points[lo..hi], end - range, end);
+                    let mut notes = Annotations::default();
+                    let fresh =
+                        function.eval(&window, &[], &mut notes, &mut StepScratch::default());
+                    let reused = function.eval(&window, &[], &mut notes, &mut shared);
+                    assert_eq!(
+                        fresh.map(|r| r.map(f64::to_bits)),
+                        reused.map(|r| r.map(f64::to_bits)),
+                        "{name} over series {series} at {end}"
+                    );
+                    end += 60 * SEC + (next() % 3) as i64 * 500;
+                }
+            }
+        }
     }
 
     /// `(le, cumulative count)`.

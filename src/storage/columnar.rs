@@ -833,14 +833,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, DecodeError> {
 /// (its samples plus one scratch word), whatever its encoded size.
 pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), DecodeError> {
     let chunk = Chunk::parse(bytes)?;
-    let n = chunk.n;
-    let start = out.len();
-    out.resize(start + n, (0, 0.0));
-    let dst = &mut out[start..];
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
-        scratch.resize(n, 0);
-        decode_columns(&chunk, dst, scratch);
+        scratch.resize(chunk.n, 0);
+        decode_columns(&chunk, out, scratch);
     });
     Ok(())
 }
@@ -851,13 +847,13 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Fills `dst` with the samples of a parsed `chunk`, through `scratch`
+/// Appends the samples of a parsed `chunk` to `out`, through `scratch`
 /// (one word per sample).
-fn decode_columns(chunk: &Chunk<'_>, dst: &mut [(i64, f64)], scratch: &mut [u64]) {
+fn decode_columns(chunk: &Chunk<'_>, out: &mut Vec<(i64, f64)>, scratch: &mut [u64]) {
     chunk.timestamps.decode(scratch);
-    for (sample, &t) in dst.iter_mut().zip(scratch.iter()) {
-        sample.0 = t as i64;
-    }
+    let start = out.len();
+    out.extend(scratch.iter().map(|&t| (t as i64, 0.0)));
+    let dst = &mut out[start..];
 
     match &chunk.values {
         Values::Raw { planes } => {
@@ -1097,13 +1093,12 @@ impl<'a> Column<'a> {
         };
         gather(self.planes, self.width, self.radix, stream);
         let (base, g) = (self.base as u64, self.g);
-        for s in stream.iter_mut() {
-            *s = base.wrapping_add(s.wrapping_mul(g));
-        }
         let first = self.first as u64;
         if let Some(x) = head.first_mut() {
             *x = first;
         }
+        // Scaling each digit sum is off the running sums' dependency chain,
+        // so it costs nothing inside their loop and saves a pass.
         if self.order2 {
             let mut d = self.d1 as u64;
             let mut x = first.wrapping_add(d);
@@ -1111,14 +1106,14 @@ impl<'a> Column<'a> {
                 *second = x;
             }
             for s in stream.iter_mut() {
-                d = d.wrapping_add(*s);
+                d = d.wrapping_add(base.wrapping_add(s.wrapping_mul(g)));
                 x = x.wrapping_add(d);
                 *s = x;
             }
         } else {
             let mut x = first;
             for s in stream.iter_mut() {
-                x = x.wrapping_add(*s);
+                x = x.wrapping_add(base.wrapping_add(s.wrapping_mul(g)));
                 *s = x;
             }
         }
@@ -1129,13 +1124,21 @@ impl<'a> Column<'a> {
 /// `dst` (wrapping, so digits out of range cannot panic).
 fn gather(planes: &[u8], width: usize, radix: u64, dst: &mut [u64]) {
     let len = dst.len();
-    dst.fill(0);
-    if width == 0 || len == 0 {
-        return;
-    }
     // Horner's rule from the most significant plane down, plane by plane,
-    // keeps every loop a simple vectorizable pass.
-    for plane in planes.chunks_exact(len).take(width).rev() {
+    // keeps every loop a simple vectorizable pass; the top plane is copied.
+    let mut planes = planes.chunks_exact(len.max(1)).take(width).rev();
+    match planes.next() {
+        Some(top) if top.len() == len => {
+            for (d, &b) in dst.iter_mut().zip(top) {
+                *d = u64::from(b);
+            }
+        }
+        _ => {
+            dst.fill(0);
+            return;
+        }
+    }
+    for plane in planes {
         for (d, &b) in dst.iter_mut().zip(plane) {
             *d = d.wrapping_mul(radix).wrapping_add(u64::from(b));
         }

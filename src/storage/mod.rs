@@ -187,15 +187,48 @@ pub struct Series {
 impl Series {
     /// The samples within the selected range, oldest first; chunks from
     /// different sources that overlap are merged, later sources winning ties.
+    ///
+    /// Every chunk holds strictly increasing timestamps (both encoders
+    /// refuse anything else), so only chunks that straddle the range are
+    /// filtered and only the seams between chunks are checked for order:
+    /// a query over whole chunks copies each sample once.
     pub fn samples(&self) -> Result<Vec<(i64, f64)>, codec::DecodeError> {
+        let (mint, maxt) = (self.mint, self.maxt);
         let mut out = Vec::with_capacity(self.chunks.iter().map(|c| usize::from(c.samples)).sum());
+        let mut in_order = true;
         for c in &self.chunks {
+            if c.max_t < mint || c.min_t > maxt {
+                continue;
+            }
+            let start = out.len();
             codec::decode_into(c.encoding, &c.bytes, &mut out)?;
+            if c.min_t < mint || c.max_t > maxt {
+                retain_from(&mut out, start, |t| t >= mint && t <= maxt);
+            }
+            if let (Some(before), Some(first)) = (start.checked_sub(1), out.get(start)) {
+                in_order &= out[before].0 < first.0;
+            }
         }
-        out.retain(|&(t, _)| t >= self.mint && t <= self.maxt && !covered(&self.deleted, t));
-        merge_in_time_order(&mut out);
+        if !self.deleted.is_empty() {
+            out.retain(|&(t, _)| !covered(&self.deleted, t));
+        }
+        if !in_order {
+            merge_in_time_order(&mut out);
+        }
         Ok(out)
     }
+}
+
+/// Keeps, of `samples[start..]`, those whose timestamp `keep` accepts.
+fn retain_from(samples: &mut Vec<(i64, f64)>, start: usize, keep: impl Fn(i64) -> bool) {
+    let mut kept = start;
+    for i in start..samples.len() {
+        if keep(samples[i].0) {
+            samples[kept] = samples[i];
+            kept += 1;
+        }
+    }
+    samples.truncate(kept);
 }
 
 /// Sorts samples gathered from several chunks by time, keeping the last of
