@@ -329,16 +329,12 @@ fn range_function(
         let mut values = vec![ABSENT; grid.len()];
         let mut step_args = vec![0.0; scalars.len()];
         let mut scratch = functions::StepScratch::default();
-        // Where a value drops below the one before (a counter reset; most
-        // series have none): a window without one lets rate and increase
-        // skip their scan for resets.
-        let drops: Vec<usize> = if counter_function {
-            (1..points.len())
-                .filter(|&k| points[k].1 < points[k - 1].1)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // A window without a drop below the value before (a counter reset;
+        // most series have none) lets rate and increase skip their scan for
+        // resets. As windows advance, the points they take in are checked:
+        // `last_drop` is the last index k < `checked` with a drop at k (the
+        // value at k below the one at k - 1), 0 for none.
+        let (mut checked, mut last_drop) = (1, 0);
         let mut cursor = WindowCursor::default();
         for (step, slot) in values.iter_mut().enumerate() {
             let end = ranges.ends[step];
@@ -351,10 +347,19 @@ fn range_function(
             }
             let mut input =
                 Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
-            let (lo, hi) = (cursor.lo, cursor.hi);
-            let first_drop_after_lo = drops.partition_point(|&k| k <= lo);
-            if counter_function && drops.get(first_drop_after_lo).is_none_or(|&k| k >= hi) {
-                input = input.without_drops();
+            if counter_function {
+                let (lo, hi) = (cursor.lo, cursor.hi);
+                while checked < hi {
+                    if points[checked].1 < points[checked - 1].1 {
+                        last_drop = checked;
+                    }
+                    checked += 1;
+                }
+                // Then `last_drop` is also the last drop below `hi`, unless
+                // the window moved back before it: then the function scans.
+                if last_drop <= lo {
+                    input = input.without_drops();
+                }
             }
             match function.eval(&input, &step_args, notes, &mut scratch) {
                 Some(Ok(v)) => *slot = v,

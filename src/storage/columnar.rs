@@ -870,10 +870,16 @@ fn decode_columns(chunk: &Chunk<'_>, out: &mut Vec<(i64, f64)>, scratch: &mut [u
             mantissas,
         } => {
             mantissas.decode(scratch);
-            let p = POW10_F64[*exp];
-            // Division by 1.0 is exact, so e = 0 needs no special case.
-            for (sample, &m) in dst.iter_mut().zip(scratch.iter()) {
-                sample.1 = m as i64 as f64 / p;
+            if *exp == 0 {
+                // Integers (counters mostly): dividing by 1.0 changes nothing.
+                for (sample, &m) in dst.iter_mut().zip(scratch.iter()) {
+                    sample.1 = m as i64 as f64;
+                }
+            } else {
+                let p = POW10_F64[*exp];
+                for (sample, &m) in dst.iter_mut().zip(scratch.iter()) {
+                    sample.1 = m as i64 as f64 / p;
+                }
             }
             exceptions.for_each(|i, bits| {
                 if let Some(sample) = dst.get_mut(i) {

@@ -1408,8 +1408,11 @@ fn select_from_block(
     Ok(found)
 }
 
-/// Series a thread reading a block takes at least.
-const SERIES_PER_READER: usize = 2048;
+/// Series a thread reading a block takes at least. Reading a series means
+/// decompressing its frames (when the block's cache misses, as it does
+/// for a metric of several thousand series over a day), which is worth
+/// spreading from a few hundred series on.
+const SERIES_PER_READER: usize = 256;
 
 /// The series `ids` of `block` with chunks in `[mint, maxt]`, in `ids` order.
 fn series_from_block(
