@@ -110,6 +110,10 @@ fn groups(rows: &[Row], modifier: Option<&LabelModifier>) -> Vec<(Labels, Vec<us
     out
 }
 
+/// Values the members of all groups hold between them from which groups
+/// are reduced side by side on every core.
+const PARALLEL_VALUES: usize = 1 << 20;
+
 fn reduce(
     op: TokenId,
     rows: Vec<Row>,
@@ -117,50 +121,79 @@ fn reduce(
     phi: Option<&[f64]>,
     grid: Grid,
 ) -> Vec<Row> {
-    let mut out = Vec::new();
-    let mut scratch: Vec<f64> = Vec::new();
-    for (labels, members) in groups(&rows, modifier) {
-        let mut values = vec![ABSENT; grid.len()];
-        if matches!(op, T_SUM | T_COUNT | T_GROUP) {
-            sum_rowwise(op, &rows, &members, &mut values);
-        } else {
-            for (step, slot) in values.iter_mut().enumerate() {
-                scratch.clear();
-                scratch.extend(
-                    members
-                        .iter()
-                        .map(|i| rows[*i].values[step])
-                        .filter(|v| !absent(*v)),
-                );
-                if scratch.is_empty() {
-                    continue;
-                }
-                *slot = match op {
-                    T_AVG => functions::mean(scratch.iter().copied()),
-                    T_MIN => extreme(&scratch, |a, b| a < b),
-                    T_MAX => extreme(&scratch, |a, b| a > b),
-                    T_STDDEV => functions::variance(scratch.iter().copied()).sqrt(),
-                    T_STDVAR => functions::variance(scratch.iter().copied()),
-                    T_QUANTILE => {
-                        let q = phi.map_or(f64::NAN, |p| p[step]);
-                        functions::quantile(q, &mut scratch)
-                    }
-                    _ => ABSENT,
-                };
+    let groups = groups(&rows, modifier);
+    // Groups are independent: each is reduced whole by one thread, so the
+    // order of its additions, and the result, is the same either way.
+    let min_part = if rows.len() * grid.len() >= PARALLEL_VALUES {
+        1
+    } else {
+        groups.len()
+    };
+    crate::parallel::map_parts(&groups, min_part, |part| {
+        let mut scratch = Vec::new();
+        part.iter()
+            .filter_map(|(labels, members)| {
+                reduce_group(op, &rows, members, phi, grid, &mut scratch).map(
+                    |(values, drop_name)| Row {
+                        labels: labels.clone(),
+                        values,
+                        drop_name,
+                    },
+                )
+            })
+            .collect::<Vec<Row>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// One group's values, and whether its row loses its name; `None` when it
+/// has no value at any step.
+fn reduce_group(
+    op: TokenId,
+    rows: &[Row],
+    members: &[usize],
+    phi: Option<&[f64]>,
+    grid: Grid,
+    scratch: &mut Vec<f64>,
+) -> Option<(Vec<f64>, bool)> {
+    let mut values = vec![ABSENT; grid.len()];
+    if matches!(op, T_SUM | T_COUNT | T_GROUP) {
+        sum_rowwise(op, rows, members, &mut values);
+    } else {
+        for (step, slot) in values.iter_mut().enumerate() {
+            scratch.clear();
+            scratch.extend(
+                members
+                    .iter()
+                    .map(|i| rows[*i].values[step])
+                    .filter(|v| !absent(*v)),
+            );
+            if scratch.is_empty() {
+                continue;
             }
-        }
-        if values.iter().any(|v| !absent(*v)) {
-            // Grouping by `__name__` keeps a name some member is to lose:
-            // the group loses it too (delayed name removal).
-            let drop_name = members.iter().any(|i| rows[*i].drop_name);
-            out.push(Row {
-                labels,
-                values,
-                drop_name,
-            });
+            *slot = match op {
+                T_AVG => functions::mean(scratch.iter().copied()),
+                T_MIN => extreme(scratch, |a, b| a < b),
+                T_MAX => extreme(scratch, |a, b| a > b),
+                T_STDDEV => functions::variance(scratch.iter().copied()).sqrt(),
+                T_STDVAR => functions::variance(scratch.iter().copied()),
+                T_QUANTILE => {
+                    let q = phi.map_or(f64::NAN, |p| p[step]);
+                    functions::quantile(q, scratch)
+                }
+                _ => ABSENT,
+            };
         }
     }
-    out
+    if values.iter().all(|v| absent(*v)) {
+        return None;
+    }
+    // Grouping by `__name__` keeps a name some member is to lose: the group
+    // loses it too (delayed name removal).
+    let drop_name = members.iter().any(|i| rows[*i].drop_name);
+    Some((values, drop_name))
 }
 
 /// `sum`, `count` and `group` of a group's members into `values`, member

@@ -349,11 +349,12 @@ fn range_function(
                 Window::new(samples, end - ranges.range, end).at_eval_time(grid.at(step));
             if counter_function {
                 let (lo, hi) = (cursor.lo, cursor.hi);
-                while checked < hi {
-                    if points[checked].1 < points[checked - 1].1 {
-                        last_drop = checked;
+                if hi > checked {
+                    let taken_in = &points[checked - 1..hi];
+                    if let Some(j) = taken_in.windows(2).rposition(|w| w[1].1 < w[0].1) {
+                        last_drop = checked + j;
                     }
-                    checked += 1;
+                    checked = hi;
                 }
                 // Then `last_drop` is also the last drop below `hi`, unless
                 // the window moved back before it: then the function scans.
