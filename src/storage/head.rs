@@ -609,6 +609,18 @@ impl Head {
         // shard another one holds to come back to it last, so they seldom
         // wait for each other's locks.
         let first = self.next_shard.fetch_add(5, Ordering::Relaxed);
+        let mut append = |shard: &mut Shard, shard_index: usize, items: &[u32]| {
+            self.append_to_shard(
+                shard,
+                shard_index,
+                batch,
+                items,
+                &samples,
+                min_valid_t,
+                &mut log_new,
+                &mut outcome,
+            )
+        };
         let mut passed_over = Vec::new();
         let mut created = 0;
         for k in 0..SHARDS {
@@ -625,29 +637,10 @@ impl Head {
                     continue;
                 }
             };
-            created += self.append_to_shard(
-                &mut shard,
-                shard_index,
-                batch,
-                items,
-                &samples,
-                min_valid_t,
-                &mut log_new,
-                &mut outcome,
-            )?;
+            created += append(&mut shard, shard_index, items)?;
         }
         for (shard_index, items) in passed_over {
-            let mut shard = write(&self.shards[shard_index]);
-            created += self.append_to_shard(
-                &mut shard,
-                shard_index,
-                batch,
-                items,
-                &samples,
-                min_valid_t,
-                &mut log_new,
-                &mut outcome,
-            )?;
+            created += append(&mut write(&self.shards[shard_index]), shard_index, items)?;
         }
         Ok(created)
     }
