@@ -953,17 +953,7 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
     // Prometheus counts them, `(end - start) / step`: 11,000 steps (11,001
     // points) pass, 11,001 steps do not. Grafana's step ladder can ask for
     // more when `maxDataPoints` is above 11,000 (1 s over 12,000 s).
-    let answer = g
-        .post(
-            "/api/v1/query_range",
-            &[
-                ("query", "vector(1)"),
-                ("start", "0"),
-                ("end", "11000"),
-                ("step", "1"),
-            ],
-        )
-        .await;
+    let answer = ones(&g, "0", "11000", "1").await;
     let values = &answer.data("11,000 steps")["result"][0]["values"];
     assert_eq!(values.as_array().map(Vec::len), Some(11_001));
     for (start, end, step) in [
@@ -971,17 +961,7 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
         ("0", "5500.5", "0.5"),
         ("1700000000", "1700012000", "1"),
     ] {
-        let answer = g
-            .post(
-                "/api/v1/query_range",
-                &[
-                    ("query", "vector(1)"),
-                    ("start", start),
-                    ("end", end),
-                    ("step", step),
-                ],
-            )
-            .await;
+        let answer = ones(&g, start, end, step).await;
         let error = answer.error(400, "bad_data", end);
         assert_eq!(
             error,
@@ -989,17 +969,7 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
         );
     }
     // Grafana's safe interval for 30 days (`range / 11000` → 5m) stays under.
-    let answer = g
-        .post(
-            "/api/v1/query_range",
-            &[
-                ("query", "vector(1)"),
-                ("start", "1700000000"),
-                ("end", "1702592000"),
-                ("step", "300"),
-            ],
-        )
-        .await;
+    let answer = ones(&g, "1700000000", "1702592000", "300").await;
     let values = &answer.data("30 days")["result"][0]["values"];
     assert_eq!(values.as_array().map(Vec::len), Some(8_641));
 
@@ -1099,18 +1069,23 @@ async fn errors_limits_and_durations_are_prometheus_ones() {
     g.stop();
 }
 
-/// `vector(1)` over one minute at `step`, as a range query.
-async fn one_minute_at(g: &Grafana, step: &str) -> Answer {
+/// `vector(1)` from `start` to `end` at `step`, as a range query.
+async fn ones(g: &Grafana, start: &str, end: &str, step: &str) -> Answer {
     g.post(
         "/api/v1/query_range",
         &[
             ("query", "vector(1)"),
-            ("start", "1700000000"),
-            ("end", "1700000060"),
+            ("start", start),
+            ("end", end),
             ("step", step),
         ],
     )
     .await
+}
+
+/// `vector(1)` over one minute at `step`, as a range query.
+async fn one_minute_at(g: &Grafana, step: &str) -> Answer {
+    ones(g, "1700000000", "1700000060", step).await
 }
 
 #[tokio::test]

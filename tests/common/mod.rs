@@ -216,10 +216,7 @@ impl Client {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let response = request.send().await.expect("POST");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap_or_default())
+        status_headers_text(request, "POST").await
     }
 
     /// GET returning status, headers and text.
@@ -232,11 +229,20 @@ impl Client {
         if let Some(accept) = accept {
             request = request.header("accept", accept);
         }
-        let response = request.send().await.expect("GET");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap_or_default())
+        status_headers_text(request, "GET").await
     }
+}
+
+/// Sends `request` (`what` names it if it cannot be sent): status, headers
+/// and text of the answer.
+async fn status_headers_text(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = request.send().await.expect(what);
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap_or_default())
 }
 
 /// `params` form-encoded as Go's `url.Values.Encode()` writes them, which
