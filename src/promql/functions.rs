@@ -335,12 +335,7 @@ fn ms_to_seconds(ms: i64) -> f64 {
 /// The range as Go's `time.Duration.Seconds()` computes it (whole seconds
 /// plus the fraction), which can differ in the last bit from `ms / 1000`.
 fn duration_seconds(range_ms: i64) -> f64 {
-    let (seconds, fraction_ms) = (range_ms / 1000, range_ms % 1000);
-    if fraction_ms == 0 {
-        // The usual whole-second range: adding 0.0 would change nothing.
-        return seconds as f64;
-    }
-    seconds as f64 + (fraction_ms * 1_000_000) as f64 / 1e9
+    (range_ms / 1000) as f64 + ((range_ms % 1000) * 1_000_000) as f64 / 1e9
 }
 
 /// The values before each drop: a drop is a counter reset.
@@ -368,16 +363,19 @@ pub struct StepScratch {
 /// the same operands is the same float, so reusing it changes no bit.
 #[derive(Debug, Default)]
 struct RateQuotients {
-    /// `(ms between first and last sample, intervals)` → (sampled seconds,
-    /// average interval).
-    interval: LastQuotient<(i64, usize), (f64, f64)>,
-    /// ms from the window's start to its first sample → seconds.
-    to_start: LastQuotient<i64, f64>,
-    /// ms from the last sample to the window's end → seconds.
-    to_end: LastQuotient<i64, f64>,
+    /// The window's timestamps as `(ms between first and last sample,
+    /// intervals, ms from the window's start to the first sample, ms from
+    /// the last sample to the window's end)` → those spans in seconds and
+    /// the average interval: `(sampled, to start, to end, average)`.
+    spans: LastQuotient<SpansMs, SpansSeconds>,
     /// (sampled, to start, to end as bits, range ms, is rate) → factor.
     factor: LastQuotient<(u64, u64, u64, i64, bool), f64>,
 }
+
+/// A window's spans in ms: sampled, intervals, to start, to end.
+type SpansMs = (i64, usize, i64, i64);
+/// The same in seconds: sampled, to start, to end, average interval.
+type SpansSeconds = (f64, f64, f64, f64);
 
 /// A one-entry memo: the last key and what it computed to.
 #[derive(Debug)]
@@ -423,20 +421,28 @@ fn extrapolated_rate(
         delta = resets(samples).fold(delta, |sum, before_reset| sum + before_reset);
     }
 
-    let (sampled, average_interval) =
+    let spans = (
+        last_t - first_t,
+        samples.len() - 1,
+        first_t - window.start_ms,
+        window.end_ms - last_t,
+    );
+    let (sampled, mut to_start, mut to_end, average_interval) =
         quotients
-            .interval
-            .get((last_t - first_t, samples.len() - 1), |(ms, intervals)| {
-                let sampled = ms_to_seconds(ms);
-                (sampled, sampled / intervals as f64)
+            .spans
+            .get(spans, |(sampled_ms, intervals, start_ms, end_ms)| {
+                let sampled = ms_to_seconds(sampled_ms);
+                let average = sampled / intervals as f64;
+                (
+                    sampled,
+                    ms_to_seconds(start_ms),
+                    ms_to_seconds(end_ms),
+                    average,
+                )
             });
     // A sample missing where one is expected (10% slack) means the series
     // starts or ends inside the window: extrapolate only half an interval.
     let threshold = average_interval * 1.1;
-    let mut to_start = quotients
-        .to_start
-        .get(first_t - window.start_ms, ms_to_seconds);
-    let mut to_end = quotients.to_end.get(window.end_ms - last_t, ms_to_seconds);
     if to_start >= threshold {
         to_start = average_interval / 2.0;
     }

@@ -1133,16 +1133,12 @@ fn gather(planes: &[u8], width: usize, radix: u64, dst: &mut [u64]) {
     // Horner's rule from the most significant plane down, plane by plane,
     // keeps every loop a simple vectorizable pass; the top plane is copied.
     let mut planes = planes.chunks_exact(len.max(1)).take(width).rev();
-    match planes.next() {
-        Some(top) if top.len() == len => {
-            for (d, &b) in dst.iter_mut().zip(top) {
-                *d = u64::from(b);
-            }
-        }
-        _ => {
-            dst.fill(0);
-            return;
-        }
+    let Some(top) = planes.next() else {
+        dst.fill(0);
+        return;
+    };
+    for (d, &b) in dst.iter_mut().zip(top) {
+        *d = u64::from(b);
     }
     for plane in planes {
         for (d, &b) in dst.iter_mut().zip(plane) {
