@@ -230,7 +230,7 @@ async fn a_previous_schema_store_is_upgraded() {
     assert!(server.stop().success());
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("store.json")).unwrap()).unwrap();
-    assert_eq!(marker["schema_version"], 4);
+    assert_eq!(marker["schema_version"], 5);
 
     // The index the migration built answers per-vehicle listings of the old records.
     let db = sled::open(dir.path().join("kv")).unwrap();

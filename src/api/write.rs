@@ -9,7 +9,7 @@
 //! a sender retries.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -35,6 +35,38 @@ pub const MAX_WRITE_DECOMPRESSED: usize = 128 * 1024 * 1024;
 /// as Prometheus's receiver refuses them.
 const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
 
+/// Decompression buffers kept for later requests, at most this many...
+const POOLED_BUFFERS: usize = 4;
+/// ...and none larger than this, so that one huge request does not keep
+/// its memory.
+const POOLED_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// What the receiver keeps between requests.
+struct Receiver {
+    storage: Arc<Storage>,
+    /// Buffers for decompressed requests: a fresh one of a few MiB is fresh
+    /// memory from the kernel, whose pages cost more to fault in and zero
+    /// than decompressing into a reused one (see `wire::decompress_into`).
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Receiver {
+    fn take_buffer(&self) -> Vec<u8> {
+        lock(&self.buffers).pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut buffers = lock(&self.buffers);
+        if buffers.len() < POOLED_BUFFERS && buffer.capacity() <= POOLED_BUFFER_BYTES {
+            buffers.push(buffer);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(super) fn routes(auth: Arc<Auth>, storage: Arc<Storage>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write))
@@ -43,7 +75,10 @@ pub(super) fn routes(auth: Arc<Auth>, storage: Arc<Storage>) -> Router {
             gate,
         ))
         .layer(DefaultBodyLimit::max(MAX_WRITE_BODY))
-        .with_state(storage)
+        .with_state(Arc::new(Receiver {
+            storage,
+            buffers: Mutex::new(Vec::new()),
+        }))
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -85,9 +120,12 @@ fn check_headers(headers: &HeaderMap) -> Result<(), String> {
 }
 
 /// A decoded series as offered to the store: labels borrowed from the
-/// request, samples too unless some had to be dropped.
+/// request, and read from it only if the store asks for them (it finds a
+/// known series by their encoded bytes); samples borrowed too unless some
+/// had to be dropped.
 struct Offered<'r> {
-    labels: &'r [(&'r str, &'r str)],
+    series: wire::SeriesRef<'r>,
+    labels: OnceLock<Vec<(&'r str, &'r str)>>,
     samples: Cow<'r, [(i64, f64)]>,
 }
 
@@ -96,16 +134,33 @@ impl<'r> OfferedSeries for Offered<'r> {
     type Value = &'r str;
 
     fn labels(&self) -> &[(&'r str, &'r str)] {
-        self.labels
+        self.labels.get_or_init(|| self.series.labels())
     }
 
     fn samples(&self) -> &[(i64, f64)] {
         &self.samples
     }
+
+    fn encoded_labels(&self) -> Option<&[u8]> {
+        self.series.encoded_labels
+    }
 }
 
-async fn write(State(storage): State<Arc<Storage>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(why) = check_headers(&headers) {
+async fn write(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut proto = receiver.take_buffer();
+    let response = receive(&receiver.storage, &headers, &body, &mut proto).await;
+    receiver.give_back(proto);
+    response
+}
+
+/// Answers one request, decompressing it into `proto`.
+async fn receive(
+    storage: &Storage,
+    headers: &HeaderMap,
+    body: &[u8],
+    proto: &mut Vec<u8>,
+) -> Response {
+    if let Err(why) = check_headers(headers) {
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
     }
     let limits = Limits {
@@ -114,11 +169,10 @@ async fn write(State(storage): State<Arc<Storage>>, headers: HeaderMap, body: By
     };
     // Decoded in place: label strings stay borrowed from the request, and only
     // the series the store creates copy theirs.
-    let mut proto = Vec::new();
-    if let Err(e) = wire::decompress_into(&body, &limits, &mut proto) {
+    if let Err(e) = wire::decompress_into(body, &limits, proto) {
         return text(StatusCode::BAD_REQUEST, e.to_string());
     }
-    let decoded = match wire::decode_protobuf(&proto) {
+    let decoded = match wire::decode_protobuf(proto) {
         Ok(decoded) => decoded,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -136,13 +190,14 @@ async fn write(State(storage): State<Arc<Storage>>, headers: HeaderMap, body: By
                     .filter(|(t, _)| *t <= max_t)
                     .collect();
                 ahead += (s.samples.len() - kept.len()) as u64;
-                ahead_example.get_or_insert_with(|| format!("{:?}", s.labels));
+                ahead_example.get_or_insert_with(|| format!("{:?}", s.labels()));
                 Cow::Owned(kept)
             } else {
                 Cow::Borrowed(s.samples)
             };
             Offered {
-                labels: s.labels,
+                series: s,
+                labels: OnceLock::new(),
                 samples,
             }
         })

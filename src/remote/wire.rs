@@ -18,11 +18,12 @@
 //!   dominates the cost: a typical request (one sample per series, seven
 //!   labels) decodes at only about 1 M samples/s per core.
 //! - [`decompress_into`] (or [`decompress`]) followed by [`decode_protobuf`]
-//!   returns a [`DecodedRef`] whose label strings borrow from the
-//!   decompressed buffer. It makes a handful of allocations per request, not
-//!   per label, and runs about five times faster; it is the one to use on
-//!   the ingestion hot path: look series up by their borrowed labels and
-//!   copy strings only for series that are new.
+//!   returns a [`DecodedRef`] that leaves labels in the decompressed
+//!   buffer: each series offers the bytes of its label fields, and reads
+//!   its label strings (borrowed) only when asked. It makes a handful of
+//!   allocations per request, not per label; it is the one to use on the
+//!   ingestion hot path: look series up by their label bytes, and read and
+//!   copy labels only for series that are new.
 //!
 //! Both validate the whole request before returning anything, so a caller
 //! never ingests half of a corrupt request.
@@ -119,17 +120,18 @@ pub struct Metadata {
     pub unit: String,
 }
 
-/// The content of one request, with label strings borrowed from the
-/// decompressed protobuf. See [`decode_protobuf`].
+/// The content of one request, checked whole, with labels left in the
+/// decompressed protobuf until asked for. See [`decode_protobuf`].
 ///
-/// Holds the labels and samples of all series in two flat vectors, so that
-/// decoding costs a few allocations per request, not per series.
+/// Holds the samples of all series in one flat vector, so that decoding
+/// costs a few allocations per request, not per series.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodedRef<'a> {
-    labels: Vec<(&'a str, &'a str)>,
+    /// The decompressed protobuf.
+    proto: &'a [u8],
     samples: Vec<(i64, f64)>,
-    /// Where each series' labels and samples are in the flat vectors.
-    series: Vec<(Range<usize>, Range<usize>)>,
+    /// Where each series is in the protobuf and in `samples`.
+    series: Vec<DecodedSpans>,
     /// Native histogram samples received. fleetmon does not store them.
     pub histograms: u64,
     /// Exemplars received. fleetmon does not store them.
@@ -139,12 +141,28 @@ pub struct DecodedRef<'a> {
     pub metadata: Vec<Metadata>,
 }
 
+/// Where one series of a [`DecodedRef`] is.
+#[derive(Debug, Clone, PartialEq)]
+struct DecodedSpans {
+    /// The `TimeSeries` message's payload in the protobuf.
+    message: Range<usize>,
+    samples: Range<usize>,
+    /// The series' label fields in the protobuf, when they are back to back.
+    encoded_labels: Option<Range<usize>>,
+}
+
 /// One series of a [`DecodedRef`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRef<'r> {
-    /// Label pairs `(name, value)` exactly as sent, as in
-    /// [`DecodedSeries::labels`].
-    pub labels: &'r [(&'r str, &'r str)],
+    /// The protobuf up to the end of the series' message, and where the
+    /// message starts: its labels are read from there when asked for.
+    proto: &'r [u8],
+    message_start: usize,
+    /// The bytes of the series' label fields in the protobuf (keys,
+    /// lengths and `Label` messages), when the sender wrote them back to
+    /// back as encoders do: the store finds a known series by these bytes
+    /// alone (see `storage::series_key`), without [`SeriesRef::labels`].
+    pub encoded_labels: Option<&'r [u8]>,
     /// Float samples `(timestamp in milliseconds, value)`, as in
     /// [`DecodedSeries::samples`]; never empty.
     pub samples: &'r [(i64, f64)],
@@ -155,9 +173,14 @@ impl<'a> DecodedRef<'a> {
     /// As in [`Decoded::series`], series with only histograms or exemplars
     /// are left out.
     pub fn series(&self) -> impl ExactSizeIterator<Item = SeriesRef<'_>> + '_ {
-        self.series.iter().map(|(labels, samples)| SeriesRef {
-            labels: &self.labels[labels.clone()],
-            samples: &self.samples[samples.clone()],
+        self.series.iter().map(|spans| SeriesRef {
+            proto: &self.proto[..spans.message.end],
+            message_start: spans.message.start,
+            samples: &self.samples[spans.samples.clone()],
+            encoded_labels: spans
+                .encoded_labels
+                .clone()
+                .and_then(|range| self.proto.get(range)),
         })
     }
 
@@ -178,9 +201,9 @@ impl<'a> DecodedRef<'a> {
             .series()
             .map(|s| DecodedSeries {
                 labels: s
-                    .labels
-                    .iter()
-                    .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+                    .labels()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
                     .collect(),
                 samples: s.samples.to_vec(),
             })
@@ -191,6 +214,16 @@ impl<'a> DecodedRef<'a> {
             exemplars: self.exemplars,
             metadata: self.metadata,
         }
+    }
+}
+
+impl<'r> SeriesRef<'r> {
+    /// Label pairs `(name, value)` exactly as sent, as in
+    /// [`DecodedSeries::labels`], borrowed from the protobuf.
+    pub fn labels(&self) -> Vec<(&'r str, &'r str)> {
+        // [`decode_protobuf`] checked every label of the message, so reading
+        // them again cannot fail.
+        read::labels(self.proto, self.message_start).unwrap_or_default()
     }
 }
 
@@ -313,7 +346,15 @@ pub fn decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>, DecodeError> 
 ///
 /// As for [`decompress`]; `out` is left empty on error.
 pub fn decompress_into(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    out.clear();
+    let decompressed = decompress_over(body, limits, out);
+    if decompressed.is_err() {
+        out.clear();
+    }
+    decompressed
+}
+
+/// [`decompress_into`], leaving `out` as it happens to be on error.
+fn decompress_over(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     if body.len() > limits.max_compressed_bytes {
         return Err(DecodeError::CompressedTooLarge {
             size: body.len(),
@@ -339,13 +380,14 @@ pub fn decompress_into(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Resul
             compressed: body.len(),
         });
     }
+    // The bytes `out` holds are overwritten, not zeroed first: only a
+    // longer request than the last one pays for zeroing, the rest.
     out.resize(size, 0);
     // `snap` fails with `HeaderMismatch` unless exactly `size` bytes come
     // out, so the whole buffer is decompressed data afterwards.
-    if let Err(e) = snap::raw::Decoder::new().decompress(body, out) {
-        out.clear();
-        return Err(DecodeError::Snappy(e));
-    }
+    snap::raw::Decoder::new()
+        .decompress(body, out)
+        .map_err(DecodeError::Snappy)?;
     Ok(())
 }
 
@@ -459,7 +501,9 @@ mod field {
 /// Hand-written protobuf reader for `WriteRequest`, borrowing strings from
 /// the input.
 mod read {
-    use super::{field, metric_type_name, DecodedRef, Metadata};
+    use std::ops::Range;
+
+    use super::{field, metric_type_name, DecodedRef, DecodedSpans, Metadata};
 
     /// How deeply unknown groups may nest before the input is rejected, so
     /// that hostile input cannot exhaust the stack.
@@ -659,7 +703,15 @@ mod read {
     }
 
     pub(super) fn write_request(proto: &[u8]) -> Result<DecodedRef<'_>> {
-        let mut out = DecodedRef::default();
+        let mut out = DecodedRef {
+            proto,
+            ..DecodedRef::default()
+        };
+        // Sized up front for the usual one sample per series of about 200
+        // bytes: growing them by doubling copied about as much again.
+        let series = proto.len() / 128;
+        out.series.reserve(series);
+        out.samples.reserve(series);
         let mut r = Reader::new(proto);
         while !r.at_end() {
             let (number, wire_type) = r.key()?;
@@ -682,16 +734,54 @@ mod read {
         Ok(out)
     }
 
-    /// Appends one `TimeSeries` to the flat vectors of `out`, or only counts
-    /// its histograms and exemplars if it has no float samples.
-    fn time_series<'a>(mut r: Reader<'a>, out: &mut DecodedRef<'a>) -> Result<()> {
-        let labels_start = out.labels.len();
-        let samples_start = out.samples.len();
+    /// The labels of the `TimeSeries` message at `start` in `proto`, which
+    /// ends where the message does.
+    pub(super) fn labels(proto: &[u8], start: usize) -> Result<Vec<(&str, &str)>> {
+        let mut r = Reader {
+            buf: proto,
+            pos: start,
+        };
+        let mut labels = Vec::new();
         while !r.at_end() {
+            let (number, wire_type) = r.key()?;
+            if (number, wire_type) == (field::TIMESERIES_LABELS, field::LEN) {
+                labels.push(label(r.message()?)?);
+            } else {
+                r.skip(number, wire_type, 0)?;
+            }
+        }
+        Ok(labels)
+    }
+
+    /// Checks one `TimeSeries` and adds it to `out`, or only counts its
+    /// histograms and exemplars if it has no float samples.
+    fn time_series<'a>(mut r: Reader<'a>, out: &mut DecodedRef<'a>) -> Result<()> {
+        let message = r.pos..r.buf.len();
+        let samples_start = out.samples.len();
+        // The label fields' bytes, while they follow one another.
+        let mut encoded_labels: Option<Range<usize>> = None;
+        let mut labels_apart = false;
+        while !r.at_end() {
+            let field_start = r.pos;
+            let run = canonical_labels(&r.buf[field_start..]);
+            if run > 0 {
+                r.pos += run;
+                match &mut encoded_labels {
+                    Some(span) if span.end == field_start => span.end = r.pos,
+                    Some(_) => labels_apart = true,
+                    None => encoded_labels = Some(field_start..r.pos),
+                }
+                continue;
+            }
             let (number, wire_type) = r.key()?;
             match (number, wire_type) {
                 (field::TIMESERIES_LABELS, field::LEN) => {
-                    out.labels.push(label(r.message()?)?);
+                    label(r.message()?)?;
+                    match &mut encoded_labels {
+                        Some(span) if span.end == field_start => span.end = r.pos,
+                        Some(_) => labels_apart = true,
+                        None => encoded_labels = Some(field_start..r.pos),
+                    }
                 }
                 (field::TIMESERIES_SAMPLES, field::LEN) => {
                     out.samples.push(sample(r.message()?)?);
@@ -714,14 +804,12 @@ mod read {
                 _ => r.skip(number, wire_type, 0)?,
             }
         }
-        if out.samples.len() == samples_start {
-            // No float samples: forget the labels too.
-            out.labels.truncate(labels_start);
-        } else {
-            out.series.push((
-                labels_start..out.labels.len(),
-                samples_start..out.samples.len(),
-            ));
+        if out.samples.len() != samples_start {
+            out.series.push(DecodedSpans {
+                message,
+                samples: samples_start..out.samples.len(),
+                encoded_labels: encoded_labels.filter(|_| !labels_apart),
+            });
         }
         Ok(())
     }
@@ -777,6 +865,43 @@ mod read {
                 std::str::from_utf8_unchecked(name),
                 std::str::from_utf8_unchecked(value),
             ))
+        }
+    }
+
+    /// The length of the run of label fields at the start of `bytes` (a
+    /// `TimeSeries` message from some field on) that are in the shape
+    /// every encoder writes — name then value, all ASCII, so that every
+    /// length takes one byte — checked together instead of field by field;
+    /// 0 if the first field is not such a label. The fields after the run
+    /// are read one by one.
+    fn canonical_labels(bytes: &[u8]) -> usize {
+        const LABEL_KEY: u8 = (field::TIMESERIES_LABELS as u8) << 3 | field::LEN;
+        const NAME_KEY: u8 = (field::LABEL_NAME as u8) << 3 | field::LEN;
+        const VALUE_KEY: u8 = (field::LABEL_VALUE as u8) << 3 | field::LEN;
+        let mut end = 0;
+        while let Some(&[LABEL_KEY, message, NAME_KEY, name]) = bytes.get(end..end + 4) {
+            let value_at = end + 4 + usize::from(name);
+            let Some(&[VALUE_KEY, value]) = bytes.get(value_at..value_at + 2) else {
+                break;
+            };
+            // Each length below 0x80 is one byte; the message holds exactly
+            // the two fields.
+            let fits = message < 0x80
+                && name < 0x80
+                && value < 0x80
+                && usize::from(message) == 4 + usize::from(name) + usize::from(value);
+            let label_end = value_at + 2 + usize::from(value);
+            if !fits || label_end > bytes.len() {
+                break;
+            }
+            end = label_end;
+        }
+        // Keys and lengths are below 0x80 too: ASCII throughout means valid
+        // UTF-8 names and values.
+        if bytes[..end].is_ascii() {
+            end
+        } else {
+            0
         }
     }
 
@@ -1208,7 +1333,7 @@ mod tests {
         assert_eq!(borrowed.series_count(), 2);
         assert_eq!(borrowed.sample_count(), 11);
         let second = borrowed.series().nth(1).unwrap();
-        assert_eq!(second.labels[1], ("city", "Zürich 東京 🚗"));
+        assert_eq!(second.labels()[1], ("city", "Zürich 東京 🚗"));
         assert_eq!(second.samples, [(5, 21.25)]);
     }
 
@@ -1321,6 +1446,38 @@ mod tests {
             vec![(1_700_000_000_000, 1.5)],
         )]);
         assert_eq!(encoded, request);
+    }
+
+    #[test]
+    fn encoded_labels_are_the_label_fields_and_the_store_key_when_sorted() {
+        let pairs = [("__name__", "up"), ("job", "node")];
+        let request = write::write_request(&[(labels(&pairs), vec![(1, 1.5)])]);
+        let decoded = decode_protobuf(&request).unwrap();
+        let series = decoded.series().next().unwrap();
+        let mut key = Vec::new();
+        crate::storage::series_key::encode(&pairs, &mut key);
+        assert_eq!(series.encoded_labels, Some(key.as_slice()));
+        // TimeSeries { labels, samples, labels }: the labels are not back to
+        // back, so there are no bytes to offer.
+        let sample = [0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f];
+        let label = |name: &str, value: &str| {
+            let mut out = vec![0x0a, (4 + name.len() + value.len()) as u8];
+            out.extend_from_slice(&[0x0a, name.len() as u8]);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&[0x12, value.len() as u8]);
+            out.extend_from_slice(value.as_bytes());
+            out
+        };
+        let mut series = label("__name__", "up");
+        series.extend_from_slice(&[0x12, sample.len() as u8]);
+        series.extend_from_slice(&sample);
+        series.extend(label("job", "node"));
+        let mut request = vec![0x0a, series.len() as u8];
+        request.extend_from_slice(&series);
+        let decoded = decode_protobuf(&request).unwrap();
+        let series = decoded.series().next().unwrap();
+        assert_eq!(series.labels(), pairs);
+        assert_eq!(series.encoded_labels, None);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, TryLockError};
 
 use hashbrown::HashTable;
@@ -22,12 +22,12 @@ use hashbrown::HashTable;
 use super::block::ChunkBytes;
 use super::chunk::{XorChunk, MAX_SAMPLES};
 use super::codec::Encoding;
-use super::encoding::{put_str, Reader};
 use super::head_chunks::{ChunkLoc, HeadChunkFiles};
 use super::index::{select_postings, LabelIndex};
-use super::labels::{push_validated, stable_hash, LabelError, Labels};
+use super::labels::{push_validated, LabelError, Labels};
 use super::matcher::Matcher;
 use super::postings;
+use super::series_key;
 use super::slot_table::{prefetch, prefetch_bytes, SlotTable};
 use super::wal::SeriesRef;
 
@@ -62,12 +62,9 @@ struct HeadChunk {
 
 struct MemSeries {
     series_ref: SeriesRef,
-    /// [`Labels::stable_hash`] of the labels.
-    hash: u64,
-    /// The label pairs, sorted by name, encoded back to back (see
-    /// [`encode_labels`]): one compact allocation that the append path
-    /// compares against incoming labels without any lookup.
-    labels: Box<[u8]>,
+    /// The series' key ([`series_key`]): one compact allocation that the
+    /// append path compares against incoming keys without any lookup.
+    key: Box<[u8]>,
     sealed: Vec<HeadChunk>,
     open: XorChunk,
     /// Newest timestamp, and the bits of its value (for duplicate detection).
@@ -122,16 +119,6 @@ impl MemSeries {
     }
 }
 
-/// Appends sorted label pairs to `out` encoded as `len name len value ...`,
-/// lengths as LEB128.
-fn encode_labels(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
-    // Lengths under 128 take one byte: nearly always the exact size.
-    out.reserve(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
-    for s in pairs.iter().flat_map(|(n, v)| [n, v]) {
-        put_str(out, s);
-    }
-}
-
 /// Items between two stages of [`Head::append_batch`]'s pipeline: enough
 /// for a stage's fetches to arrive before the next stage needs them, few
 /// enough that all stay in flight (a core tracks about a dozen misses).
@@ -146,20 +133,31 @@ fn shard_of_hash(hash: u64) -> usize {
 }
 
 /// The series of an append batch prepared for [`Head::append_batch`]:
-/// each one's validated labels and their hash, side by side in two vectors.
+/// each one's key and its hash, and the validated labels the key was
+/// encoded from, unless the key is only a caller's hint.
 #[derive(Default)]
 pub struct PreparedBatch<'a> {
-    items: Vec<PreparedSeries>,
+    items: Vec<PreparedSeries<'a>>,
     pairs: Vec<(&'a str, &'a str)>,
+    /// The keys encoded here, back to back.
+    keys: Vec<u8>,
 }
 
-struct PreparedSeries {
+struct PreparedSeries<'a> {
     hash: u64,
-    /// Its pairs, `pairs[pairs_start..pairs_end]`, sorted by name.
-    pairs_start: usize,
-    pairs_end: usize,
+    key: PreparedKey<'a>,
+    /// Its pairs, `pairs[pairs.start..pairs.end]`, sorted by name; `None`
+    /// for a hint.
+    pairs: Option<std::ops::Range<usize>>,
     /// Its position in the caller's batch.
     index: usize,
+}
+
+enum PreparedKey<'a> {
+    /// Bytes the caller had, unchecked: they find a series or miss.
+    Hint(&'a [u8]),
+    /// `keys[range]`, encoded here from validated labels.
+    Encoded(std::ops::Range<usize>),
 }
 
 impl<'a> PreparedBatch<'a> {
@@ -168,6 +166,7 @@ impl<'a> PreparedBatch<'a> {
         PreparedBatch {
             items: Vec::with_capacity(series),
             pairs: Vec::with_capacity(labels),
+            keys: Vec::new(),
         }
     }
 
@@ -180,53 +179,49 @@ impl<'a> PreparedBatch<'a> {
     ) -> Result<(), LabelError> {
         let pairs_start = self.pairs.len();
         push_validated(labels, &mut self.pairs)?;
-        let pairs = &self.pairs[pairs_start..];
+        let key_start = self.keys.len();
+        series_key::encode(&self.pairs[pairs_start..], &mut self.keys);
         self.items.push(PreparedSeries {
-            hash: stable_hash(pairs.iter().copied()),
-            pairs_start,
-            pairs_end: self.pairs.len(),
+            hash: series_key::hash(&self.keys[key_start..]),
+            key: PreparedKey::Encoded(key_start..self.keys.len()),
+            pairs: Some(pairs_start..self.pairs.len()),
             index,
         });
         Ok(())
     }
 
-    fn pairs(&self, item: &PreparedSeries) -> &[(&'a str, &'a str)] {
-        &self.pairs[item.pairs_start..item.pairs_end]
+    /// Adds the caller's series at `index` by bytes that may be its key
+    /// (labels as a remote-write sender encoded them). If no series has
+    /// that key, [`Head::append_batch`] hands `index` back as missed, for
+    /// the caller to [`PreparedBatch::push`] its labels.
+    pub fn push_hint(&mut self, index: usize, key: &'a [u8]) {
+        self.items.push(PreparedSeries {
+            hash: series_key::hash(key),
+            key: PreparedKey::Hint(key),
+            pairs: None,
+            index,
+        });
+    }
+
+    fn key(&self, item: &PreparedSeries<'a>) -> &[u8] {
+        match &item.key {
+            PreparedKey::Hint(key) => key,
+            PreparedKey::Encoded(range) => self.keys.get(range.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn pairs(&self, item: &PreparedSeries<'a>) -> Option<&[(&'a str, &'a str)]> {
+        self.pairs.get(item.pairs.clone()?)
     }
 }
 
-/// Iterates the strings of an [`encode_labels`] blob.
-struct BlobStrings<'a>(Reader<'a>);
-
-impl<'a> Iterator for BlobStrings<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.0.uvarint().ok()?).ok()?;
-        self.0.bytes(len).ok()
-    }
-}
-
-/// Whether `blob` encodes exactly `pairs`: read string by string against
-/// them, so that finding a series never encodes the incoming labels.
-fn blob_holds(blob: &[u8], pairs: &[(&str, &str)]) -> bool {
-    let mut strings = BlobStrings(Reader::new(blob));
-    pairs
-        .iter()
-        .flat_map(|(n, v)| [n, v])
-        .all(|s| strings.next() == Some(s.as_bytes()))
-        && strings.0.is_empty()
-}
-
-/// The label set a blob encodes.
-fn decode_labels(blob: &[u8]) -> Labels {
-    let mut strings =
-        BlobStrings(Reader::new(blob)).map(|s| String::from_utf8_lossy(s).into_owned());
-    let mut pairs = Vec::new();
-    while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
-        pairs.push((n, v));
-    }
-    Labels::from_sorted(pairs)
+/// What [`Head::append_batch`] did beyond storing samples.
+#[derive(Debug, Default)]
+pub struct BatchAppended {
+    /// Series created.
+    pub created: u64,
+    /// Caller indices of hints that found no series, in batch order.
+    pub missed: Vec<usize>,
 }
 
 /// Hash of a series ref in the ref table.
@@ -273,18 +268,16 @@ impl Shard {
         self.slot_mut(slot)?.as_mut()
     }
 
-    /// The slot of the series with the labels `pairs` (sorted, hashing to
-    /// `hash`).
-    fn find(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<u32> {
+    /// The slot of the series with `key` (hashing to `hash`).
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         self.by_labels
             .candidates(hash)
-            .find(|&slot| self.holds(slot, hash, pairs))
+            .find(|&slot| self.holds(slot, key))
     }
 
-    /// Whether `slot` holds the series with the labels `pairs`.
-    fn holds(&self, slot: u32, hash: u64, pairs: &[(&str, &str)]) -> bool {
-        self.get(slot)
-            .is_some_and(|s| s.hash == hash && blob_holds(&s.labels, pairs))
+    /// Whether `slot` holds the series with `key`.
+    fn holds(&self, slot: u32, key: &[u8]) -> bool {
+        self.get(slot).is_some_and(|s| *s.key == *key)
     }
 
     fn slot_of(&self, series: SeriesRef) -> Option<u32> {
@@ -304,8 +297,8 @@ impl Shard {
         self.get_mut(slot)
     }
 
-    fn add(&mut self, s: MemSeries) -> u32 {
-        let (hash, series) = (s.hash, s.series_ref);
+    fn add(&mut self, hash: u64, s: MemSeries) -> u32 {
+        let series = s.series_ref;
         let slot = self.free.pop().unwrap_or_else(|| {
             if self.used as usize == self.pages.len() * PAGE_SLOTS {
                 self.pages.push((0..PAGE_SLOTS).map(|_| None).collect());
@@ -340,7 +333,7 @@ impl Shard {
         if let Ok(entry) = self.by_ref.find_entry(ref_hash(series), |&x| x == slot) {
             entry.remove();
         }
-        self.by_labels.remove(s.hash, slot);
+        self.by_labels.remove(series_key::hash(&s.key), slot);
         self.free.push(slot);
         Some(s)
     }
@@ -473,6 +466,13 @@ pub struct Head {
     /// Samples older than this are refused: their window is (being) written to a block.
     min_append_t: AtomicI64,
     block_range_ms: i64,
+    /// Series whose ref names another shard than their key's hash: those
+    /// of stores from before [`series_key`]'s hash (schema 4), whose refs
+    /// followed the old hash. Refs are never renumbered (the WAL, the
+    /// tombstones and remote-write cursors hold them), so these series are
+    /// found through this map for as long as they live.
+    relocated: RwLock<HashMap<SeriesRef, usize>>,
+    any_relocated: AtomicBool,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -497,10 +497,18 @@ impl Head {
             max_t: AtomicI64::new(i64::MIN),
             min_append_t: AtomicI64::new(i64::MIN),
             block_range_ms: block_range_ms.max(1),
+            relocated: RwLock::new(HashMap::new()),
+            any_relocated: AtomicBool::new(false),
         }
     }
 
-    fn shard_of(series: SeriesRef) -> usize {
+    /// The shard holding `series`: the one its ref names, unless relocated.
+    fn shard_of(&self, series: SeriesRef) -> usize {
+        if self.any_relocated.load(Ordering::Acquire) {
+            if let Some(&shard) = read(&self.relocated).get(&series) {
+                return shard;
+            }
+        }
         (series as usize) % SHARDS
     }
 
@@ -518,16 +526,19 @@ impl Head {
     /// replay: the refs are those of the series table).
     pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {
         let pairs = labels.str_pairs();
-        let hash = labels.stable_hash();
-        if Self::shard_of(series) != shard_of_hash(hash) {
-            tracing::error!(series, labels = %labels, "series record does not match its ref's shard; skipped");
-            return;
-        }
-        let mut shard = write(&self.shards[shard_of_hash(hash)]);
-        if shard.find(hash, &pairs).is_none() {
+        let mut key = Vec::new();
+        series_key::encode(&pairs, &mut key);
+        let hash = series_key::hash(&key);
+        let shard_index = shard_of_hash(hash);
+        let mut shard = write(&self.shards[shard_index]);
+        if shard.find(hash, &key).is_none() {
             self.next_ref
                 .fetch_max(series / SHARDS as u64 + 1, Ordering::Relaxed);
-            self.insert(&mut shard, hash, &pairs, series);
+            if (series as usize) % SHARDS != shard_index {
+                write(&self.relocated).insert(series, shard_index);
+                self.any_relocated.store(true, Ordering::Release);
+            }
+            self.insert(&mut shard, hash, key, &pairs, series);
         }
     }
 
@@ -535,11 +546,10 @@ impl Head {
         &self,
         shard: &mut Shard,
         hash: u64,
+        key: Vec<u8>,
         labels: &[(&str, &str)],
         series: SeriesRef,
     ) -> u32 {
-        let mut blob = Vec::new();
-        encode_labels(labels, &mut blob);
         let interned: Vec<(u32, u32)> = {
             let mut symbols = write(&self.symbols);
             labels
@@ -557,25 +567,28 @@ impl Head {
             }
             postings::insert_sorted(&mut index.all, series);
         }
-        shard.add(MemSeries {
-            series_ref: series,
+        shard.add(
             hash,
-            labels: blob.into_boxed_slice(),
-            sealed: Vec::new(),
-            open: XorChunk::new(),
-            max_t: i64::MIN,
-            last_bits: 0,
-        })
+            MemSeries {
+                series_ref: series,
+                key: key.into_boxed_slice(),
+                sealed: Vec::new(),
+                open: XorChunk::new(),
+                max_t: i64::MIN,
+                last_bits: 0,
+            },
+        )
     }
 
     /// Offers the samples of every series of `batch` to the head, creating
     /// the series that are new; `samples(index)` gives the samples of the
     /// caller's series at `index`, and `outcome` hears what became of each
-    /// sample (with the series' labels and ref). `min_valid_t` is the oldest
+    /// sample (with the series' key and ref). `min_valid_t` is the oldest
     /// time the head accepts. A new series is first handed to `log_new`
     /// (the WAL), under its shard's lock, so that it is logged before any
     /// sample of it can be; if that fails, the series is not created and the
-    /// error returned. Returns the number of series created.
+    /// error returned. A hint that finds no series creates none: it is
+    /// returned as missed, its samples not offered.
     ///
     /// Series are taken shard by shard, each shard locked once, and within
     /// a shard the lookups are pipelined: a few series ahead, the table line
@@ -588,8 +601,8 @@ impl Head {
         samples: impl Fn(usize) -> &'s [(i64, f64)],
         min_valid_t: i64,
         mut log_new: impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
-        mut outcome: impl FnMut(&[(&str, &str)], SeriesRef, i64, f64, Outcome),
-    ) -> Result<u64, E> {
+        mut outcome: impl FnMut(&[u8], SeriesRef, i64, f64, Outcome),
+    ) -> Result<BatchAppended, E> {
         // The batch's items, grouped by shard (a counting sort).
         let mut starts = [0usize; SHARDS + 1];
         for item in &batch.items {
@@ -609,20 +622,22 @@ impl Head {
         // shard another one holds to come back to it last, so they seldom
         // wait for each other's locks.
         let first = self.next_shard.fetch_add(5, Ordering::Relaxed);
-        let mut append = |shard: &mut Shard, shard_index: usize, items: &[u32]| {
-            self.append_to_shard(
-                shard,
-                shard_index,
-                batch,
-                items,
-                &samples,
-                min_valid_t,
-                &mut log_new,
-                &mut outcome,
-            )
-        };
+        let mut append =
+            |shard: &mut Shard, shard_index: usize, items: &[u32], done: &mut BatchAppended| {
+                self.append_to_shard(
+                    shard,
+                    shard_index,
+                    batch,
+                    items,
+                    &samples,
+                    min_valid_t,
+                    &mut log_new,
+                    &mut outcome,
+                    done,
+                )
+            };
         let mut passed_over = Vec::new();
-        let mut created = 0;
+        let mut done = BatchAppended::default();
         for k in 0..SHARDS {
             let shard_index = (first + k) % SHARDS;
             let items = &order[starts[shard_index]..starts[shard_index + 1]];
@@ -637,16 +652,22 @@ impl Head {
                     continue;
                 }
             };
-            created += append(&mut shard, shard_index, items)?;
+            append(&mut shard, shard_index, items, &mut done)?;
         }
         for (shard_index, items) in passed_over {
-            created += append(&mut write(&self.shards[shard_index]), shard_index, items)?;
+            append(
+                &mut write(&self.shards[shard_index]),
+                shard_index,
+                items,
+                &mut done,
+            )?;
         }
-        Ok(created)
+        done.missed.sort_unstable();
+        Ok(done)
     }
 
     /// [`Head::append_batch`] for the `items` of one shard, whose lock the
-    /// caller holds; returns the number of series created.
+    /// caller holds; adds what it created and missed to `done`.
     #[allow(clippy::too_many_arguments)] // the batch append's state, passed down once per shard
     fn append_to_shard<'s, E>(
         &self,
@@ -657,11 +678,11 @@ impl Head {
         samples: &impl Fn(usize) -> &'s [(i64, f64)],
         min_valid_t: i64,
         log_new: &mut impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
-        outcome: &mut impl FnMut(&[(&str, &str)], SeriesRef, i64, f64, Outcome),
-    ) -> Result<u64, E> {
+        outcome: &mut impl FnMut(&[u8], SeriesRef, i64, f64, Outcome),
+        done: &mut BatchAppended,
+    ) -> Result<(), E> {
         // Read under the shard lock: see `seal_before`.
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-        let mut created = 0;
         let mut newest = i64::MIN;
         // Slot candidates of the items between the pipeline's stages.
         let mut found = [None::<u32>; PIPELINE_RING];
@@ -682,7 +703,7 @@ impl Head {
             }
             if let Some((i, _)) = at(2 * PIPELINE_LEAD) {
                 if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
-                    prefetch_bytes(s.labels.as_ptr(), s.labels.len());
+                    prefetch_bytes(s.key.as_ptr(), s.key.len());
                     let open = s.open.bytes();
                     prefetch(open.as_ptr());
                     prefetch(open.as_ptr().wrapping_add(open.len().saturating_sub(1)));
@@ -691,14 +712,18 @@ impl Head {
             let Some((i, item)) = at(3 * PIPELINE_LEAD) else {
                 continue;
             };
-            let pairs = batch.pairs(item);
+            let key = batch.key(item);
             let slot = match found[i % PIPELINE_RING] {
-                Some(slot) if shard.holds(slot, item.hash, pairs) => slot,
+                Some(slot) if shard.holds(slot, key) => slot,
                 // A tag shared with another series, or a series an earlier
                 // item of this batch created since.
-                _ => match shard.find(item.hash, pairs) {
-                    Some(slot) => slot,
-                    None => {
+                _ => match (shard.find(item.hash, key), batch.pairs(item)) {
+                    (Some(slot), _) => slot,
+                    (None, None) => {
+                        done.missed.push(item.index);
+                        continue;
+                    }
+                    (None, Some(pairs)) => {
                         // Refs are numbered so that the shard follows from
                         // the ref and from the hash alike.
                         let series = self.next_ref.fetch_add(1, Ordering::Relaxed) * SHARDS as u64
@@ -707,8 +732,8 @@ impl Head {
                             self.max_t.fetch_max(newest, Ordering::Relaxed);
                             return Err(e);
                         }
-                        created += 1;
-                        self.insert(shard, item.hash, pairs, series)
+                        done.created += 1;
+                        self.insert(shard, item.hash, key.to_vec(), pairs, series)
                     }
                 },
             };
@@ -721,17 +746,17 @@ impl Head {
                 if result == Outcome::Stored {
                     newest = t;
                 }
-                outcome(pairs, s.series_ref, t, v, result);
+                outcome(&s.key, s.series_ref, t, v, result);
             }
         }
         self.max_t.fetch_max(newest, Ordering::Relaxed);
-        Ok(created)
+        Ok(())
     }
 
     /// Offers one sample to `series` (WAL replay); `None` when the head has
     /// no such series.
     pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Option<Outcome> {
-        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let mut shard = write(&self.shards[self.shard_of(series)]);
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
         let s = shard.series_mut(series)?;
         let result = self.append_to(s, t, v, min_t);
@@ -784,7 +809,7 @@ impl Head {
         series: SeriesRef,
         edit: impl FnOnce(&mut Vec<(i64, f64)>),
     ) -> io::Result<Option<(i64, f64)>> {
-        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let mut shard = write(&self.shards[self.shard_of(series)]);
         let Some(s) = shard.series_mut(series) else {
             return Ok(None);
         };
@@ -827,7 +852,7 @@ impl Head {
             all.sort_by_key(|(t, _)| *t);
             all.dedup_by_key(|(t, _)| *t);
         })?;
-        let mut shard = write(&self.shards[Self::shard_of(series)]);
+        let mut shard = write(&self.shards[self.shard_of(series)]);
         if let (Some(s), Some((t, v))) = (shard.series_mut(series), newest) {
             s.max_t = t;
             s.last_bits = v.to_bits();
@@ -844,21 +869,21 @@ impl Head {
 
     /// Whether the head holds `series`.
     pub fn contains(&self, series: SeriesRef) -> bool {
-        read(&self.shards[Self::shard_of(series)])
+        read(&self.shards[self.shard_of(series)])
             .slot_of(series)
             .is_some()
     }
 
     /// The labels of `series`, if the head still holds it.
     pub fn series_labels(&self, series: SeriesRef) -> Option<Labels> {
-        read(&self.shards[Self::shard_of(series)])
+        read(&self.shards[self.shard_of(series)])
             .series(series)
-            .map(|s| decode_labels(&s.labels))
+            .map(|s| series_key::decode(&s.key))
     }
 
     /// The newest timestamp of `series` (a delete never reaches past it).
     pub fn series_max_time(&self, series: SeriesRef) -> Option<i64> {
-        read(&self.shards[Self::shard_of(series)])
+        read(&self.shards[self.shard_of(series)])
             .series(series)
             .map(|s| s.max_t)
             .filter(|t| *t != i64::MIN)
@@ -887,7 +912,7 @@ impl Head {
         for &series in refs {
             // The lock is let go before the chunk files are read.
             let (labels, (sealed, open)) = {
-                let shard = read(&self.shards[Self::shard_of(series)]);
+                let shard = read(&self.shards[self.shard_of(series)]);
                 let Some(s) = shard.series(series) else {
                     continue;
                 };
@@ -895,7 +920,7 @@ impl Head {
                 if chunks.0.is_empty() && chunks.1.is_none() {
                     continue;
                 }
-                (decode_labels(&s.labels), chunks)
+                (series_key::decode(&s.key), chunks)
             };
             let mut chunks = self.load(&sealed)?;
             chunks.extend(open);
@@ -909,14 +934,14 @@ impl Head {
     pub fn labels_in(&self, refs: &[SeriesRef], mint: i64, maxt: i64) -> Vec<Labels> {
         let mut out = Vec::new();
         for &series in refs {
-            let shard = read(&self.shards[Self::shard_of(series)]);
+            let shard = read(&self.shards[self.shard_of(series)]);
             let Some(s) = shard.series(series) else {
                 continue;
             };
             if s.min_t()
                 .is_some_and(|min_t| min_t <= maxt && s.max_t >= mint)
             {
-                out.push(decode_labels(&s.labels));
+                out.push(series_key::decode(&s.key));
             }
         }
         out
@@ -954,14 +979,14 @@ impl Head {
                     .copied()
                     .collect();
                 if !chunks.is_empty() {
-                    found.push((s.labels.clone(), chunks));
+                    found.push((s.key.clone(), chunks));
                 }
             }
         }
         // The chunk files keep these chunks until `drop_before`: read them unlocked.
         let mut out = found
             .into_iter()
-            .map(|(labels, chunks)| Ok((decode_labels(&labels), self.load(&chunks)?)))
+            .map(|(key, chunks)| Ok((series_key::decode(&key), self.load(&chunks)?)))
             .collect::<io::Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -987,10 +1012,13 @@ impl Head {
                 };
                 let symbols = read(&self.symbols);
                 let mut index = write(&self.postings);
-                let mut strings = BlobStrings(Reader::new(&s.labels))
-                    .map(|b| std::str::from_utf8(b).ok().and_then(|s| symbols.ids.get(s)));
-                while let (Some(n), Some(v)) = (strings.next(), strings.next()) {
-                    let (Some(n), Some(v)) = (n, v) else {
+                let symbol = |bytes| {
+                    std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(|s| symbols.ids.get(s))
+                };
+                for (n, v) in series_key::pairs(&s.key) {
+                    let (Some(n), Some(v)) = (symbol(n), symbol(v)) else {
                         continue;
                     };
                     if let Some(values) = index.by_label.get_mut(n) {
@@ -1007,6 +1035,12 @@ impl Head {
                 }
                 postings::remove_sorted(&mut index.all, series);
                 dropped.push(series);
+            }
+        }
+        if self.any_relocated.load(Ordering::Acquire) {
+            let mut relocated = write(&self.relocated);
+            for series in &dropped {
+                relocated.remove(series);
             }
         }
         self.chunk_files.release_before(boundary)?;

@@ -16,6 +16,8 @@ mod v0002_command_log_by_vehicle;
 mod v0003_time_series;
 #[path = "../../migrations/v0004_series_in_wal.rs"]
 mod v0004_series_in_wal;
+#[path = "../../migrations/v0005_series_key_hash.rs"]
+mod v0005_series_key_hash;
 
 struct Migration {
     version: u32,
@@ -44,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "series_in_wal",
         apply: v0004_series_in_wal::apply,
+    },
+    Migration {
+        version: 5,
+        name: "series_key_hash",
+        apply: v0005_series_key_hash::apply,
     },
 ];
 

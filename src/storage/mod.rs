@@ -25,6 +25,7 @@ pub mod labels;
 pub mod matcher;
 mod migrate;
 pub mod postings;
+pub mod series_key;
 mod slot_table;
 pub mod tombstones;
 pub mod wal;
@@ -100,6 +101,15 @@ pub trait OfferedSeries {
     fn labels(&self) -> &[(Self::Name, Self::Value)];
     /// `(timestamp ms, value)` pairs, oldest first.
     fn samples(&self) -> &[(i64, f64)];
+    /// [`OfferedSeries::labels`] as a remote-write sender encoded them
+    /// (`TimeSeries.labels`), if the offerer has those bytes: a series
+    /// whose [`series_key`] they equal is found without decoding or
+    /// validating the labels. The bytes must encode exactly those labels,
+    /// in any protobuf form: a form other than the key's just falls back to
+    /// the labels.
+    fn encoded_labels(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl OfferedSeries for SeriesSamples {
@@ -459,48 +469,94 @@ impl Storage {
     ) -> Result<Vec<WalSample>, StorageError> {
         let min_valid_t = self.min_valid_time();
         let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples().len()).sum());
-        let mut prepared =
-            PreparedBatch::with_capacity(batch.len(), batch.iter().map(|s| s.labels().len()).sum());
+        let unhinted_labels = batch
+            .iter()
+            .filter(|s| s.encoded_labels().is_none())
+            .map(|s| s.labels().len())
+            .sum();
+        let mut prepared = PreparedBatch::with_capacity(batch.len(), unhinted_labels);
+        let mut hinted = 0;
         for (index, offered) in batch.iter().enumerate() {
-            if let Err(e) = prepared.push(index, offered.labels()) {
-                report.reject(
-                    Rejection::InvalidLabels,
-                    offered.samples().len() as u64,
-                    || {
-                        let pairs: Vec<(&str, &str)> = offered
-                            .labels()
-                            .iter()
-                            .map(|(n, v)| (n.as_ref(), v.as_ref()))
-                            .collect();
-                        format!("{e} in {pairs:?}")
-                    },
-                );
+            match offered.encoded_labels() {
+                Some(key) => {
+                    prepared.push_hint(index, key);
+                    hinted += 1;
+                }
+                None => Self::prepare(&mut prepared, index, offered, report),
             }
         }
-        report.new_series += self.head.append_batch(
-            &prepared,
-            |index| batch[index].samples(),
+        let missed = self.append_prepared(batch, &prepared, min_valid_t, report, &mut logged)?;
+        // Hints that found no series: new series, or labels in another form
+        // than their key. Their labels are validated and offered again.
+        if hinted > 0 && !missed.is_empty() {
+            let mut retry = PreparedBatch::with_capacity(missed.len(), 0);
+            for index in missed {
+                if let Some(offered) = batch.get(index) {
+                    Self::prepare(&mut retry, index, offered, report);
+                }
+            }
+            self.append_prepared(batch, &retry, min_valid_t, report, &mut logged)?;
+        }
+        if !logged.is_empty() {
+            self.wal.log_samples(&logged)?;
+        }
+        Ok(logged)
+    }
+
+    /// Adds the caller's series at `index` to `prepared` by its labels, or
+    /// reports its samples rejected when the labels are invalid.
+    fn prepare<'b, S: OfferedSeries>(
+        prepared: &mut PreparedBatch<'b>,
+        index: usize,
+        offered: &'b S,
+        report: &mut AppendReport,
+    ) {
+        if let Err(e) = prepared.push(index, offered.labels()) {
+            report.reject(
+                Rejection::InvalidLabels,
+                offered.samples().len() as u64,
+                || {
+                    let pairs: Vec<(&str, &str)> = offered
+                        .labels()
+                        .iter()
+                        .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                        .collect();
+                    format!("{e} in {pairs:?}")
+                },
+            );
+        }
+    }
+
+    /// Appends a prepared batch to the head, logging new series and
+    /// collecting stored samples into `logged`; returns the missed hints.
+    fn append_prepared<S: OfferedSeries>(
+        &self,
+        batch: &[S],
+        prepared: &PreparedBatch<'_>,
+        min_valid_t: i64,
+        report: &mut AppendReport,
+        logged: &mut Vec<WalSample>,
+    ) -> Result<Vec<usize>, StorageError> {
+        let done = self.head.append_batch(
+            prepared,
+            |index| batch.get(index).map_or(&[], |s| s.samples()),
             min_valid_t,
             |series, pairs| self.wal.log_series(series, pairs),
-            |pairs, series, t, v, outcome| match outcome {
+            |key, series, t, v, outcome| match outcome {
                 Outcome::Stored => {
                     report.stored += 1;
                     logged.push(WalSample { series, t, v });
                 }
                 Outcome::Duplicate => report.duplicates += 1,
                 Outcome::ConflictingDuplicate => {
-                    report.reject(Rejection::ConflictingDuplicate, 1, || describe(pairs, t))
+                    report.reject(Rejection::ConflictingDuplicate, 1, || describe(key, t))
                 }
-                Outcome::OutOfOrder => {
-                    report.reject(Rejection::OutOfOrder, 1, || describe(pairs, t))
-                }
-                Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(pairs, t)),
+                Outcome::OutOfOrder => report.reject(Rejection::OutOfOrder, 1, || describe(key, t)),
+                Outcome::TooOld => report.reject(Rejection::TooOld, 1, || describe(key, t)),
             },
         )?;
-        if !logged.is_empty() {
-            self.wal.log_samples(&logged)?;
-        }
-        Ok(logged)
+        report.new_series += done.created;
+        Ok(done.missed)
     }
 
     /// Appends a batch; returns once every stored sample is durable in the WAL.
@@ -1528,10 +1584,6 @@ fn replay_in_parallel(
 }
 
 /// `metric{labels} @ t`, for error examples.
-fn describe(pairs: &[(&str, &str)], t: i64) -> String {
-    let labels = pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    format!("{} @ {t}", Labels::from_sorted(labels))
+fn describe(key: &[u8], t: i64) -> String {
+    format!("{} @ {t}", series_key::decode(key))
 }

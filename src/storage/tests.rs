@@ -274,7 +274,8 @@ fn a_schema_3_series_table_moves_into_the_wal() {
         // only samples in the WAL.
         let kv = Kv::open(dir.path()).unwrap();
         let legacy = kv.tree(kv::trees::SERIES).unwrap();
-        // A ref's shard is its labels' hash modulo 16, in every schema.
+        // Schema 3 numbered refs so that their shard was the labels' old
+        // hash modulo 16.
         let series_ref = 16
             + Labels::new([("__name__", "m"), ("job", "a")])
                 .unwrap()
@@ -322,6 +323,168 @@ fn a_schema_3_series_table_moves_into_the_wal() {
         )])
         .unwrap();
     assert_eq!((report.stored, report.new_series), (1, 0));
+}
+
+/// A series offered with bytes that may be its key, as the remote-write
+/// receiver offers them.
+struct Hinted {
+    labels: Vec<(String, String)>,
+    hint: Vec<u8>,
+    samples: Vec<(i64, f64)>,
+}
+
+impl OfferedSeries for Hinted {
+    type Name = String;
+    type Value = String;
+
+    fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    fn samples(&self) -> &[(i64, f64)] {
+        &self.samples
+    }
+
+    fn encoded_labels(&self) -> Option<&[u8]> {
+        Some(&self.hint)
+    }
+}
+
+#[test]
+fn hints_find_series_by_key_and_anything_else_falls_back_to_the_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let key_of = |pairs: &[(&str, &str)]| {
+        let mut key = Vec::new();
+        series_key::encode(pairs, &mut key);
+        key
+    };
+    let sorted = [("__name__", "m"), ("job", "a")];
+    let unsorted = [("job", "a"), ("__name__", "m")];
+    let offer = |labels: &[(&str, &str)], hint: Vec<u8>, t: i64| Hinted {
+        labels: owned(labels),
+        hint,
+        samples: vec![(t, 1.0)],
+    };
+    // A new series: its hint misses, its labels create it.
+    let report = storage
+        .append_blocking(&[offer(&sorted, key_of(&sorted), T0)])
+        .unwrap();
+    assert_eq!((report.stored, report.new_series), (1, 1));
+    // Its key finds it; so do labels in another order with their own bytes,
+    // and bytes that are no key at all.
+    let report = storage
+        .append_blocking(&[
+            offer(&sorted, key_of(&sorted), T0 + 1),
+            offer(&unsorted, key_of(&unsorted), T0 + 2),
+            offer(&sorted, b"not a key".to_vec(), T0 + 3),
+        ])
+        .unwrap();
+    assert_eq!((report.stored, report.new_series), (3, 0));
+    // Another series' hint misses and creates it.
+    let other = [("__name__", "m"), ("job", "b")];
+    let report = storage
+        .append_blocking(&[offer(&other, key_of(&other), T0 + 4)])
+        .unwrap();
+    assert_eq!((report.stored, report.new_series), (1, 1));
+    // Invalid labels are refused whatever the bytes say.
+    let report = storage
+        .append_blocking(&[offer(&[("job", "a")], b"junk".to_vec(), T0 + 5)])
+        .unwrap();
+    assert_eq!(report.stored, 0);
+    assert_eq!(report.rejected_total(), 1);
+    let all = storage.select(&[], i64::MIN, i64::MAX).unwrap();
+    let found: Vec<(String, usize)> = all
+        .iter()
+        .map(|s| (s.labels.to_string(), s.samples().unwrap().len()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (r#"m{job="a"}"#.to_string(), 4),
+            (r#"m{job="b"}"#.to_string(), 1)
+        ]
+    );
+}
+
+#[test]
+fn series_of_a_schema_4_store_keep_their_refs_in_their_new_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels_of = |i: u64| {
+        vec![
+            ("__name__".to_string(), "m".to_string()),
+            ("i".to_string(), i.to_string()),
+        ]
+    };
+    // Schema 4's refs named the shard of another hash: give every series
+    // a ref whose shard is its key hash's plus one, so none is in place.
+    let refs: Vec<wal::SeriesRef> = (0..40u64)
+        .map(|i| {
+            let labels = Labels::from_sorted(labels_of(i));
+            let mut key = Vec::new();
+            series_key::encode(&labels.str_pairs(), &mut key);
+            let shard = (series_key::hash(&key) + 1) % head::SHARDS as u64;
+            (i + 1) * head::SHARDS as u64 + shard
+        })
+        .collect();
+    {
+        let wal = Wal::open(dir.path(), false).unwrap();
+        for (i, &series) in refs.iter().enumerate() {
+            let labels = Labels::from_sorted(labels_of(i as u64));
+            wal.log_series(series, &labels.str_pairs()).unwrap();
+        }
+        let samples: Vec<WalSample> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, &series)| WalSample {
+                series,
+                t: T0,
+                v: i as f64,
+            })
+            .collect();
+        wal.log_samples(&samples).unwrap();
+        wal.commit_blocking().unwrap();
+    }
+    let offer = |t: i64| -> Vec<SeriesSamples> {
+        (0..40u64)
+            .map(|i| SeriesSamples {
+                labels: labels_of(i),
+                samples: vec![(t, i as f64)],
+            })
+            .collect()
+    };
+    {
+        let storage = open(dir.path());
+        // Found by labels: no series is created twice.
+        let report = storage.append_blocking(&offer(T0 + 15_000)).unwrap();
+        assert_eq!((report.stored, report.new_series), (40, 0));
+        // Found by ref: reads, the WAL's labels and deletes.
+        for (i, &series) in refs.iter().enumerate() {
+            let labels = storage.series_labels(series).unwrap();
+            assert_eq!(labels.get("i"), Some(i.to_string().as_str()));
+        }
+        let all = storage.select(&[], i64::MIN, i64::MAX).unwrap();
+        assert_eq!(all.len(), 40);
+        assert!(all.iter().all(|s| s.samples().unwrap().len() == 2));
+        assert_eq!(
+            storage
+                .delete(&[m(MatchOp::Equal, "i", "7")], T0, T0)
+                .unwrap(),
+            1
+        );
+    }
+    let storage = open(dir.path());
+    let report = storage.append_blocking(&offer(T0 + 30_000)).unwrap();
+    assert_eq!((report.stored, report.new_series), (40, 0));
+    let all = storage.select(&[], i64::MIN, i64::MAX).unwrap();
+    let counts: Vec<usize> = all.iter().map(|s| s.samples().unwrap().len()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 40 * 3 - 1, "{counts:?}");
 }
 
 #[test]
