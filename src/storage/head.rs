@@ -436,6 +436,25 @@ pub enum Outcome {
     TooOld,
 }
 
+/// The series of a head window sealed for a block, in label order, with
+/// where their chunks are. The chunk files keep those chunks until
+/// [`Head::drop_before`], so [`SealedWindow::series`] reads them without a
+/// lock, one series at a time: writing the block never holds the window's
+/// bytes all at once.
+pub struct SealedWindow<'h> {
+    head: &'h Head,
+    series: Vec<(Box<[u8]>, Vec<HeadChunk>)>,
+}
+
+impl SealedWindow<'_> {
+    /// Each series' labels and chunks, read as the iterator advances.
+    pub fn series(&self) -> impl Iterator<Item = io::Result<(Labels, Vec<SealedChunk>)>> + '_ {
+        self.series
+            .iter()
+            .map(|(key, chunks)| Ok((series_key::decode(key), self.head.load(chunks)?)))
+    }
+}
+
 /// Counts, per series and globally, used by `/api/v1/status/tsdb`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HeadStats {
@@ -961,7 +980,7 @@ impl Head {
     /// Refuses samples older than `boundary` from now on and returns, sorted
     /// by labels, every series' chunks that end before it (the open chunk is
     /// sealed when it does): the contents of the block to write.
-    pub fn seal_before(&self, boundary: i64) -> io::Result<Vec<(Labels, Vec<SealedChunk>)>> {
+    pub fn seal_before(&self, boundary: i64) -> SealedWindow<'_> {
         self.refuse_before(boundary);
         let mut found: Vec<(Box<[u8]>, Vec<HeadChunk>)> = Vec::new();
         // Taking each shard's write lock also waits out appends that read the
@@ -983,13 +1002,12 @@ impl Head {
                 }
             }
         }
-        // The chunk files keep these chunks until `drop_before`: read them unlocked.
-        let mut out = found
-            .into_iter()
-            .map(|(key, chunks)| Ok((series_key::decode(&key), self.load(&chunks)?)))
-            .collect::<io::Result<Vec<_>>>()?;
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        // Label order: pair by pair, names then values, as `Labels` compare.
+        found.sort_unstable_by(|a, b| series_key::pairs(&a.0).cmp(series_key::pairs(&b.0)));
+        SealedWindow {
+            head: self,
+            series: found,
+        }
     }
 
     /// Drops the chunks that end before `boundary` (now in a block) and the

@@ -906,10 +906,10 @@ impl Storage {
             }
         }
         let mut count = blocks.len();
-        for (window, series) in &windows {
+        for (window, series) in windows {
             let written = write_head_block(
                 &blocks_dir,
-                series,
+                series.into_iter().map(Ok),
                 window * range,
                 window * range + range - 1,
             )?;
@@ -938,13 +938,12 @@ impl Storage {
         if head_max < window_end + range / 2 {
             return Ok(None);
         }
-        let sealed = self
-            .head
-            .seal_before(window_end)
-            .map_err(|e| self.head_chunks_error(e))?;
+        let sealed = self.head.seal_before(window_end);
         let written = write_head_block(
             &self.blocks_dir,
-            sealed.iter().map(|(labels, chunks)| (labels, chunks)),
+            sealed
+                .series()
+                .map(|read| read.map_err(|e| self.head_chunks_error(e))),
             window_start,
             window_end - 1,
         )?;
@@ -1361,9 +1360,9 @@ impl LabelIndex for BlockIndex<'_> {
 }
 
 /// Writes head series (sorted by labels, with their sealed chunks) as a level-1 block.
-fn write_head_block<'a>(
+fn write_head_block(
     dir: &Path,
-    series: impl IntoIterator<Item = (&'a Labels, &'a Vec<SealedChunk>)>,
+    series: impl IntoIterator<Item = Result<(Labels, Vec<SealedChunk>), StorageError>>,
     min_time: i64,
     max_time: i64,
 ) -> Result<Option<BlockMeta>, StorageError> {
@@ -1371,7 +1370,13 @@ fn write_head_block<'a>(
     let mut series = series.into_iter();
     // Streamed: one series' re-encoded chunks at a time.
     let inputs = std::iter::from_fn(|| {
-        let (labels, chunks) = series.next()?;
+        let (labels, chunks) = match series.next()? {
+            Ok(read) => read,
+            Err(e) => {
+                failure = Some(e);
+                return None;
+            }
+        };
         let encoded = chunks.iter().map(|c| (c.encoding, &*c.bytes));
         match block_chunks_of(encoded, |_| true) {
             Ok(chunks) => Some(SeriesInput {
@@ -1379,7 +1384,9 @@ fn write_head_block<'a>(
                 chunks,
             }),
             Err(e) => {
-                failure = Some(format!("head series {labels}: {e}"));
+                failure = Some(StorageError::BlockWrite(BlockError::InvalidInput(format!(
+                    "head series {labels}: {e}"
+                ))));
                 None
             }
         }
@@ -1396,12 +1403,12 @@ fn write_head_block<'a>(
         },
         Encoding::Columnar,
     );
-    if let Some(what) = failure {
+    if let Some(e) = failure {
         // The block (without the rest of the series) must not stay.
         if let Ok(Some(meta)) = &written {
             let _ = std::fs::remove_dir_all(dir.join(&meta.id));
         }
-        return Err(StorageError::BlockWrite(BlockError::InvalidInput(what)));
+        return Err(e);
     }
     written.map_err(StorageError::BlockWrite)
 }

@@ -570,6 +570,31 @@ fn everything(storage: &Storage) -> Vec<(String, Vec<(i64, f64)>)> {
 const HOUR: i64 = 3_600_000;
 
 #[test]
+fn a_block_from_the_head_is_in_label_order_not_key_order() {
+    // Keys start with each message's length, so their bytes sort "b" (a
+    // shorter message) before "ab"; labels sort "ab" first. The block writer
+    // refuses series out of label order.
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let names = ["b", "ab", "a", "a\u{e9}", "aa", "B"];
+    let batch: Vec<SeriesSamples> = names
+        .iter()
+        .map(|name| series(&[("__name__", "m"), ("x", name)], &[(start, 1.0)]))
+        .collect();
+    storage.append_blocking(&batch).unwrap();
+    storage
+        .append_blocking(&[series(&[("__name__", "late")], &[(start + 3 * HOUR, 1.0)])])
+        .unwrap();
+    let block = storage.compact().unwrap().expect("a block");
+    assert_eq!(block.stats.num_series, names.len() as u64);
+    let mut expected: Vec<String> = names.iter().map(|n| format!(r#"m{{x="{n}"}}"#)).collect();
+    expected.sort();
+    let found: Vec<String> = everything(&storage).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(found, expected);
+}
+
+#[test]
 fn compaction_moves_old_windows_to_blocks_and_answers_stay_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);

@@ -32,7 +32,7 @@
 //! Stores of schema 3 kept the series table in the key-value store; the
 //! storage moves it into the WAL at open ([`legacy_series`]).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -212,7 +212,7 @@ fn batch_record(samples: &[WalSample], compress: bool) -> Vec<u8> {
         encode_columns(samples, &mut columns);
         // zstd cannot fail on an in-memory buffer in practice; the plain
         // record below is always a valid fallback.
-        if let Ok(compressed) = zstd::bulk::compress(&columns, ZSTD_LEVEL) {
+        if let Some(compressed) = zstd_frame(&columns) {
             out.push(BATCH_COLUMNS);
             put_uvarint(&mut out, columns.len() as u64);
             out.extend_from_slice(&compressed);
@@ -221,6 +221,22 @@ fn batch_record(samples: &[WalSample], compress: bool) -> Vec<u8> {
     }
     encode_batch(samples, &mut out);
     frame(out)
+}
+
+/// `bytes` as one zstd frame, by a compressor kept per thread: a new one
+/// per record spent more on setting up its tables than on small batches.
+fn zstd_frame(bytes: &[u8]) -> Option<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut compressor = cell.try_borrow_mut().ok()?;
+        if compressor.is_none() {
+            *compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        compressor.as_mut()?.compress(bytes).ok()
+    })
 }
 
 /// The columns of a batch: count, then refs (zigzag deltas), timestamps
@@ -510,8 +526,6 @@ impl Wal {
         };
         let dir = &self.log.dir;
         let (segments, checkpoint) = segment_numbers(dir)?;
-        let mut kept = Vec::new();
-        let mut series = BTreeMap::new();
         let mut dropped = 0u64;
         let mut stats = ReplayStats::default();
         let replaced: Vec<PathBuf> = checkpoint
@@ -524,34 +538,52 @@ impl Wal {
                     .map(|n| dir.join(segment_name(n))),
             )
             .collect();
-        for path in &replaced {
-            read_records(
-                path,
-                &mut |entry| match entry {
-                    WalEntry::Series(r, labels) => {
-                        if keep_series(r) {
-                            series.insert(r, labels);
-                        }
-                    }
-                    WalEntry::Sample(s) if keep(&s) => kept.push(s),
-                    WalEntry::Sample(_) => dropped += 1,
-                },
-                &mut stats,
-            )?;
-        }
         let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
         let tmp = target.with_extension("tmp");
         {
-            let mut file = File::create(&tmp).map_err(io(&tmp))?;
-            for (r, labels) in &series {
-                file.write_all(&series_record(*r, &labels.str_pairs()))
-                    .map_err(io(&tmp))?;
+            // Streamed in log order, a record's worth of samples at a time:
+            // the kept samples are nearly the whole log, far more than
+            // memory should hold. A series record still precedes the
+            // samples of its series, as it did in the log.
+            let mut file = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+            let mut pending: Vec<WalSample> = Vec::with_capacity(CHECKPOINT_RECORD_SAMPLES);
+            let mut failure = None;
+            let mut write = |record: Vec<u8>| {
+                if failure.is_none() {
+                    failure = file.write_all(&record).err();
+                }
+            };
+            for path in &replaced {
+                read_records(
+                    path,
+                    &mut |entry| match entry {
+                        WalEntry::Series(r, labels) => {
+                            if keep_series(r) {
+                                write(series_record(r, &labels.str_pairs()));
+                            }
+                        }
+                        WalEntry::Sample(s) if keep(&s) => {
+                            pending.push(s);
+                            if pending.len() == CHECKPOINT_RECORD_SAMPLES {
+                                write(batch_record(&pending, self.compress));
+                                pending.clear();
+                            }
+                        }
+                        WalEntry::Sample(_) => dropped += 1,
+                    },
+                    &mut stats,
+                )?;
             }
-            for part in kept.chunks(CHECKPOINT_RECORD_SAMPLES) {
-                file.write_all(&batch_record(part, self.compress))
-                    .map_err(io(&tmp))?;
+            if !pending.is_empty() {
+                write(batch_record(&pending, self.compress));
             }
-            file.sync_all().map_err(io(&tmp))?;
+            if let Some(e) = failure {
+                return Err(io(&tmp)(e));
+            }
+            file.into_inner()
+                .map_err(|e| io(&tmp)(e.into_error()))?
+                .sync_all()
+                .map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &target).map_err(io(&target))?;
         sync_dir(dir)?;
