@@ -327,26 +327,22 @@ fn a_schema_3_series_table_moves_into_the_wal() {
 
 /// A series offered with bytes that may be its key, as the remote-write
 /// receiver offers them.
-struct Hinted {
-    labels: Vec<(String, String)>,
-    hint: Vec<u8>,
-    samples: Vec<(i64, f64)>,
-}
+struct Hinted(SeriesSamples, Vec<u8>);
 
 impl OfferedSeries for Hinted {
     type Name = String;
     type Value = String;
 
     fn labels(&self) -> &[(String, String)] {
-        &self.labels
+        self.0.labels()
     }
 
     fn samples(&self) -> &[(i64, f64)] {
-        &self.samples
+        self.0.samples()
     }
 
     fn encoded_labels(&self) -> Option<&[u8]> {
-        Some(&self.hint)
+        Some(&self.1)
     }
 }
 
@@ -354,12 +350,6 @@ impl OfferedSeries for Hinted {
 fn hints_find_series_by_key_and_anything_else_falls_back_to_the_labels() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    };
     let key_of = |pairs: &[(&str, &str)]| {
         let mut key = Vec::new();
         series_key::encode(pairs, &mut key);
@@ -367,11 +357,8 @@ fn hints_find_series_by_key_and_anything_else_falls_back_to_the_labels() {
     };
     let sorted = [("__name__", "m"), ("job", "a")];
     let unsorted = [("job", "a"), ("__name__", "m")];
-    let offer = |labels: &[(&str, &str)], hint: Vec<u8>, t: i64| Hinted {
-        labels: owned(labels),
-        hint,
-        samples: vec![(t, 1.0)],
-    };
+    let offer =
+        |labels: &[(&str, &str)], hint: Vec<u8>, t: i64| Hinted(series(labels, &[(t, 1.0)]), hint);
     // A new series: its hint misses, its labels create it.
     let report = storage
         .append_blocking(&[offer(&sorted, key_of(&sorted), T0)])
