@@ -12,7 +12,7 @@
 //!
 //! Lock order, everywhere: a shard, then the symbols, then the postings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, TryLockError};
@@ -436,22 +436,36 @@ pub enum Outcome {
     TooOld,
 }
 
-/// The series of a head window sealed for a block, in label order, with
-/// where their chunks are. The chunk files keep those chunks until
-/// [`Head::drop_before`], so [`SealedWindow::series`] reads them without a
-/// lock, one series at a time: writing the block never holds the window's
-/// bytes all at once.
+/// The series of a head window to write as a block, in label order, with
+/// where their sealed chunks are (and a copy of the open chunk, for a
+/// snapshot). The chunk files keep those chunks until [`Head::drop_before`],
+/// so [`SealedWindow::series`] reads them without a lock, one series at a
+/// time: writing the block never holds the window's bytes all at once.
 pub struct SealedWindow<'h> {
     head: &'h Head,
-    series: Vec<(Box<[u8]>, Vec<HeadChunk>)>,
+    series: Vec<WindowSeries>,
+}
+
+struct WindowSeries {
+    key: Box<[u8]>,
+    sealed: Vec<HeadChunk>,
+    open: Option<SealedChunk>,
 }
 
 impl SealedWindow<'_> {
     /// Each series' labels and chunks, read as the iterator advances.
     pub fn series(&self) -> impl Iterator<Item = io::Result<(Labels, Vec<SealedChunk>)>> + '_ {
-        self.series
-            .iter()
-            .map(|(key, chunks)| Ok((series_key::decode(key), self.head.load(chunks)?)))
+        self.series.iter().map(|s| {
+            let mut chunks = self.head.load(&s.sealed)?;
+            chunks.extend(s.open.clone());
+            Ok((series_key::decode(&s.key), chunks))
+        })
+    }
+
+    fn sorted(head: &Head, mut series: Vec<WindowSeries>) -> SealedWindow<'_> {
+        // Label order: pair by pair, names then values, as `Labels` compare.
+        series.sort_unstable_by(|a, b| series_key::pairs(&a.key).cmp(series_key::pairs(&b.key)));
+        SealedWindow { head, series }
     }
 }
 
@@ -982,7 +996,7 @@ impl Head {
     /// sealed when it does): the contents of the block to write.
     pub fn seal_before(&self, boundary: i64) -> SealedWindow<'_> {
         self.refuse_before(boundary);
-        let mut found: Vec<(Box<[u8]>, Vec<HeadChunk>)> = Vec::new();
+        let mut found = Vec::new();
         // Taking each shard's write lock also waits out appends that read the
         // old bound, so nothing older than `boundary` arrives after this pass.
         for shard in self.shards.iter() {
@@ -998,16 +1012,54 @@ impl Head {
                     .copied()
                     .collect();
                 if !chunks.is_empty() {
-                    found.push((s.key.clone(), chunks));
+                    found.push(WindowSeries {
+                        key: s.key.clone(),
+                        sealed: chunks,
+                        open: None,
+                    });
                 }
             }
         }
-        // Label order: pair by pair, names then values, as `Labels` compare.
-        found.sort_unstable_by(|a, b| series_key::pairs(&a.0).cmp(series_key::pairs(&b.0)));
-        SealedWindow {
-            head: self,
-            series: found,
+        SealedWindow::sorted(self, found)
+    }
+
+    /// Every chunk of the head, by block-range window (`min_t` divided by
+    /// `range`; no chunk spans two): what a snapshot writes. The open chunks
+    /// are copied; sealed ones are read as the windows are written, which
+    /// the caller keeps [`Head::drop_before`] from overtaking.
+    pub fn windows(&self, range: i64) -> BTreeMap<i64, SealedWindow<'_>> {
+        let mut windows: BTreeMap<i64, Vec<WindowSeries>> = BTreeMap::new();
+        for shard in self.shards.iter() {
+            let shard = read(shard);
+            for s in shard.all() {
+                let (sealed, open) = s.chunks_in(i64::MIN, i64::MAX);
+                let mut by_window: BTreeMap<i64, WindowSeries> = BTreeMap::new();
+                let new_series = || WindowSeries {
+                    key: s.key.clone(),
+                    sealed: Vec::new(),
+                    open: None,
+                };
+                for chunk in sealed {
+                    let window = chunk.min_t.div_euclid(range);
+                    by_window
+                        .entry(window)
+                        .or_insert_with(new_series)
+                        .sealed
+                        .push(chunk);
+                }
+                if let Some(open) = open {
+                    let window = open.min_t.div_euclid(range);
+                    by_window.entry(window).or_insert_with(new_series).open = Some(open);
+                }
+                for (window, series) in by_window {
+                    windows.entry(window).or_default().push(series);
+                }
+            }
         }
+        windows
+            .into_iter()
+            .map(|(window, series)| (window, SealedWindow::sorted(self, series)))
+            .collect()
     }
 
     /// Drops the chunks that end before `boundary` (now in a block) and the

@@ -889,27 +889,15 @@ impl Storage {
             }
         }
         let range = self.options.block_range.as_millis() as i64;
-        let all = self.head.postings_for(&[]);
-        let mut windows: BTreeMap<i64, BTreeMap<Labels, Vec<SealedChunk>>> = BTreeMap::new();
-        for (labels, chunks) in self
-            .head
-            .series_data(&all, i64::MIN, i64::MAX)
-            .map_err(|e| self.head_chunks_error(e))?
-        {
-            for c in chunks {
-                windows
-                    .entry(c.min_t.div_euclid(range))
-                    .or_default()
-                    .entry(labels.clone())
-                    .or_default()
-                    .push(c);
-            }
-        }
         let mut count = blocks.len();
-        for (window, series) in windows {
+        // Window by window, a series at a time; holding `compacting` keeps
+        // the chunk files from being released meanwhile.
+        for (window, sealed) in self.head.windows(range) {
             let written = write_head_block(
                 &blocks_dir,
-                series.into_iter().map(Ok),
+                sealed
+                    .series()
+                    .map(|read| read.map_err(|e| self.head_chunks_error(e))),
                 window * range,
                 window * range + range - 1,
             )?;
