@@ -40,9 +40,9 @@ use std::ops::Range;
 /// Limits applied while decoding a request.
 ///
 /// Both limits bound memory per request: the decompressed protobuf is held
-/// in one buffer, and owned decoding ([`decode_request`]) takes a few times
-/// that size again, since every label name and value becomes its own
-/// `String`.
+/// in one buffer; borrowed decoding ([`decode_protobuf`]) adds about half
+/// of its size, and owned decoding ([`decode_request`]) a few times its
+/// size, since every label name and value becomes its own `String`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body, i.e. snappy-compressed bytes.

@@ -3,10 +3,10 @@
 //! spans two blocks: one open [`XorChunk`] in memory, and sealed ones whose
 //! bytes live in the head chunk files ([`HeadChunkFiles`]), so memory per
 //! series does not grow with the head's length. Series live in shards chosen
-//! by label hash, each behind its own lock, so appends to different series
-//! and reads do not serialize; within a shard, a slab of series and two
-//! tables of slots find a series by its labels (compared against one
-//! compact encoded copy) or by its ref. Label names and values are interned
+//! by the hash of their key ([`series_key`]), each behind its own lock, so
+//! appends to different series and reads do not serialize; within a shard, a
+//! slab of series and two tables of slots find a series by its key (one
+//! compare against the stored copy) or by its ref. Label names and values are interned
 //! ([`Symbols`]) for the inverted index ([`Postings`]), which maps each
 //! label pair to the sorted refs of its series.
 //!
@@ -127,7 +127,7 @@ const PIPELINE_LEAD: usize = 4;
 /// two above `3 * PIPELINE_LEAD`).
 const PIPELINE_RING: usize = 16;
 
-/// The shard a label hash places its series in.
+/// The shard a key hash places its series in.
 fn shard_of_hash(hash: u64) -> usize {
     (hash as usize) % SHARDS
 }

@@ -1,4 +1,4 @@
-//! The head's table from a series' label hash to its slab slot, and the
+//! The head's table from a series' key hash to its slab slot, and the
 //! cache prefetch the batched append path uses to have several lookups in
 //! flight at once.
 //!
