@@ -923,6 +923,9 @@ mod read {
     }
 
     fn sample(mut r: Reader<'_>) -> Result<(i64, f64)> {
+        if let Some(sample) = canonical_sample(&r.buf[r.pos..]) {
+            return Ok(sample);
+        }
         let (mut timestamp, mut value) = (0, 0.0);
         while !r.at_end() {
             let (number, wire_type) = r.key()?;
@@ -937,6 +940,37 @@ mod read {
             }
         }
         Ok((timestamp, value))
+    }
+
+    /// The timestamp and value of a `Sample` message in the shape encoders
+    /// write — the value field, then the timestamp field, and nothing else —
+    /// read without the general field loop. `None` for any other shape
+    /// (including a default value or timestamp left out), which that loop
+    /// reads or rejects.
+    fn canonical_sample(message: &[u8]) -> Option<(i64, f64)> {
+        const VALUE_KEY: u8 = (field::SAMPLE_VALUE as u8) << 3 | field::FIXED64;
+        const TIMESTAMP_KEY: u8 = (field::SAMPLE_TIMESTAMP as u8) << 3 | field::VARINT;
+        let (&[VALUE_KEY, ref value @ .., TIMESTAMP_KEY], varint) =
+            message.split_first_chunk::<10>()?
+        else {
+            return None;
+        };
+        let mut bits = [0; 8];
+        bits.copy_from_slice(value);
+        let mut timestamp = 0u64;
+        for (i, &b) in varint.iter().enumerate().take(10) {
+            // The 10th byte holds bit 63 only.
+            if i == 9 && b > 1 {
+                return None;
+            }
+            timestamp |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                // int64 travels as the two's complement in a varint.
+                return (i + 1 == varint.len())
+                    .then_some((timestamp as i64, f64::from_le_bytes(bits)));
+            }
+        }
+        None
     }
 
     fn metadata(mut r: Reader<'_>) -> Result<Metadata> {
