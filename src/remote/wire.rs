@@ -950,27 +950,20 @@ mod read {
     fn canonical_sample(message: &[u8]) -> Option<(i64, f64)> {
         const VALUE_KEY: u8 = (field::SAMPLE_VALUE as u8) << 3 | field::FIXED64;
         const TIMESTAMP_KEY: u8 = (field::SAMPLE_TIMESTAMP as u8) << 3 | field::VARINT;
-        let (&[VALUE_KEY, ref value @ .., TIMESTAMP_KEY], varint) =
-            message.split_first_chunk::<10>()?
+        let (&[VALUE_KEY, ref value @ .., TIMESTAMP_KEY], _) = message.split_first_chunk::<10>()?
         else {
             return None;
         };
         let mut bits = [0; 8];
         bits.copy_from_slice(value);
-        let mut timestamp = 0u64;
-        for (i, &b) in varint.iter().enumerate().take(10) {
-            // The 10th byte holds bit 63 only.
-            if i == 9 && b > 1 {
-                return None;
-            }
-            timestamp |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                // int64 travels as the two's complement in a varint.
-                return (i + 1 == varint.len())
-                    .then_some((timestamp as i64, f64::from_le_bytes(bits)));
-            }
-        }
-        None
+        let mut rest = Reader {
+            buf: message,
+            pos: 10,
+        };
+        // int64 travels as the two's complement in a varint.
+        let timestamp = rest.varint().ok()? as i64;
+        rest.at_end()
+            .then_some((timestamp, f64::from_le_bytes(bits)))
     }
 
     fn metadata(mut r: Reader<'_>) -> Result<Metadata> {
@@ -1013,7 +1006,7 @@ mod read {
 /// that a sender does not have to copy every label into owned messages first.
 mod write {
     use super::{field, Series};
-    use crate::storage::encoding::put_uvarint as put_varint;
+    use crate::storage::encoding::{put_uvarint as put_varint, uvarint_len};
 
     /// Key byte of a field; every field number written here is below 16, so
     /// the key fits in one byte.
@@ -1029,15 +1022,10 @@ mod write {
     const SAMPLE_VALUE: u8 = key(field::SAMPLE_VALUE, field::FIXED64);
     const SAMPLE_TIMESTAMP: u8 = key(field::SAMPLE_TIMESTAMP, field::VARINT);
 
-    fn varint_len(value: u64) -> usize {
-        // 7 bits per byte; 0 still takes one byte.
-        (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-    }
-
     /// Encoded size of a length-delimited field holding `len` bytes, with
     /// its one-byte key.
     fn delimited_len(len: usize) -> usize {
-        1 + varint_len(len as u64) + len
+        1 + uvarint_len(len as u64) + len
     }
 
     /// Encoded size of a string field; proto3 leaves empty strings out.
@@ -1060,7 +1048,7 @@ mod write {
         let timestamp_len = if timestamp == 0 {
             0
         } else {
-            1 + varint_len(timestamp as u64)
+            1 + uvarint_len(timestamp as u64)
         };
         value_len + timestamp_len
     }

@@ -88,7 +88,7 @@
 use std::error::Error;
 use std::fmt;
 
-use super::encoding::{put_uvarint, put_varint};
+use super::encoding::{put_uvarint, put_varint, uvarint_len};
 
 /// Format byte that starts every chunk produced by [`encode`].
 pub const ENCODING_COLUMNAR: u8 = 0x02;
@@ -801,10 +801,6 @@ fn zigzag(x: i64) -> u64 {
 
 fn unzigzag(x: u64) -> i64 {
     ((x >> 1) as i64) ^ -((x & 1) as i64)
-}
-
-fn uvarint_len(x: u64) -> usize {
-    (64 - (x | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 fn svarint_len(x: i64) -> usize {

@@ -1,4 +1,4 @@
-//! Byte encodings shared by the WAL, the head's label blobs, block chunks
+//! Byte encodings shared by the WAL, series keys, block chunks
 //! and the remote-write wire format: unsigned and zigzag varints (LEB128, as
 //! protobuf's), length-prefixed strings, and a bounds-checked reader that
 //! turns corrupt input into an error instead of a panic.
@@ -11,6 +11,11 @@ pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Bytes `v` takes as an unsigned varint (0 still takes one).
+pub fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// Appends `v` as a zigzag varint.

@@ -475,20 +475,16 @@ impl Storage {
             .map(|s| s.labels().len())
             .sum();
         let mut prepared = PreparedBatch::with_capacity(batch.len(), unhinted_labels);
-        let mut hinted = 0;
         for (index, offered) in batch.iter().enumerate() {
             match offered.encoded_labels() {
-                Some(key) => {
-                    prepared.push_hint(index, key);
-                    hinted += 1;
-                }
+                Some(key) => prepared.push_hint(index, key),
                 None => Self::prepare(&mut prepared, index, offered, report),
             }
         }
         let missed = self.append_prepared(batch, &prepared, min_valid_t, report, &mut logged)?;
         // Hints that found no series: new series, or labels in another form
         // than their key. Their labels are validated and offered again.
-        if hinted > 0 && !missed.is_empty() {
+        if !missed.is_empty() {
             let mut retry = PreparedBatch::with_capacity(missed.len(), 0);
             for index in missed {
                 if let Some(offered) = batch.get(index) {

@@ -17,7 +17,7 @@
 //! algorithm. Stores from before it (schema 4) are handled by the head's
 //! relocated series.
 
-use super::encoding::put_uvarint;
+use super::encoding::{put_uvarint, uvarint_len, Reader};
 use super::labels::Labels;
 
 /// Protobuf key of a field number with the length-delimited wire type.
@@ -32,18 +32,16 @@ const NAME: u8 = len_field(1);
 /// `Label.value` (field 2).
 const VALUE: u8 = len_field(2);
 
-/// Bytes a varint of `n` takes.
-fn varint_len(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
-}
-
 /// Appends the key of `pairs`, which must be a validated label set sorted
 /// by name (as [`super::labels::push_validated`] leaves it).
 pub fn encode(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
     for (name, value) in pairs {
         let (name, value) = (name.as_bytes(), value.as_bytes());
-        let message =
-            2 + varint_len(name.len()) + name.len() + varint_len(value.len()) + value.len();
+        let message = 2
+            + uvarint_len(name.len() as u64)
+            + name.len()
+            + uvarint_len(value.len() as u64)
+            + value.len();
         out.push(LABEL);
         put_uvarint(out, message as u64);
         out.push(NAME);
@@ -63,23 +61,27 @@ pub fn hash(key: &[u8]) -> u64 {
 /// The `(name, value)` byte strings of a key this module encoded; stops at
 /// the first byte out of that form.
 pub fn pairs(key: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut rest = key;
+    let mut r = Reader::new(key);
     std::iter::from_fn(move || {
-        let (&LABEL, after) = rest.split_first()? else {
-            return None;
-        };
-        let (_, after) = varint(after)?;
-        let (&NAME, after) = after.split_first()? else {
-            return None;
-        };
-        let (name, after) = delimited(after)?;
-        let (&VALUE, after) = after.split_first()? else {
-            return None;
-        };
-        let (value, after) = delimited(after)?;
-        rest = after;
+        field(&mut r, LABEL)?;
+        r.uvarint().ok()?;
+        field(&mut r, NAME)?;
+        let name = delimited(&mut r)?;
+        field(&mut r, VALUE)?;
+        let value = delimited(&mut r)?;
         Some((name, value))
     })
+}
+
+/// Reads a field key, if it is `expected`.
+fn field(r: &mut Reader<'_>, expected: u8) -> Option<()> {
+    (r.byte().ok()? == expected).then_some(())
+}
+
+/// Reads a length-prefixed byte string.
+fn delimited<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let len = usize::try_from(r.uvarint().ok()?).ok()?;
+    r.bytes(len).ok()
 }
 
 /// The label set of a key this module encoded.
@@ -94,22 +96,6 @@ pub fn decode(key: &[u8]) -> Labels {
             })
             .collect(),
     )
-}
-
-fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (i, &b) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some((value, &bytes[i + 1..]));
-        }
-    }
-    None
-}
-
-fn delimited(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = varint(bytes)?;
-    rest.split_at_checked(usize::try_from(len).ok()?)
 }
 
 #[cfg(test)]
