@@ -8,7 +8,10 @@
 //!
 //! For each server: samples/s, server CPU seconds per million samples (from
 //! `/proc/<pid>/stat`), peak and settled RSS per active series, and bytes
-//! on disk per sample after a clean stop — with ratios to fleetmon. Requests
+//! on disk per sample after a clean stop — with ratios to fleetmon; then
+//! the bytes on disk per sample while running, how long the clean stop
+//! took, and how long a restart on the same directory takes to be ready
+//! (`/-/ready`, VictoriaMetrics's `/health`). Requests
 //! are encoded ahead of sending, a slice of the run at a time, so that the
 //! senders' own CPU is mostly the HTTP client's.
 
@@ -99,12 +102,30 @@ fn start(name: &'static str, dir: &Path) -> Option<Target> {
         url: format!("http://127.0.0.1:{port}{path}"),
         basic_auth: auth,
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{name} did not start listening");
-        std::thread::sleep(Duration::from_millis(100));
+    let ready = if name == "victoria-metrics" {
+        "/health"
+    } else {
+        "/-/ready"
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !answers_ok(port, ready) {
+        assert!(Instant::now() < deadline, "{name} did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
     }
     Some(target)
+}
+
+/// Whether `GET path` on the port answers 200.
+fn answers_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut status = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut status).is_ok()
+        && status.ends_with(b" 200")
 }
 
 fn empty_config(dir: &Path) -> std::path::PathBuf {
@@ -120,6 +141,9 @@ struct Figures {
     peak_rss_per_series: f64,
     settled_rss_per_series: f64,
     disk_per_sample: f64,
+    running_disk_per_sample: f64,
+    stop: Duration,
+    restart: Duration,
 }
 
 fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
@@ -207,17 +231,27 @@ fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
     let peak = status_bytes(&pid.to_string(), "VmHWM:");
     std::thread::sleep(Duration::from_secs(10));
     let settled = status_bytes(&pid.to_string(), "VmRSS:");
+    let running_disk = dir_bytes(dir.path());
     let mut target = target;
+    let stopping = Instant::now();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = target.child.wait();
+    let stop = stopping.elapsed();
     let disk = dir_bytes(dir.path());
+    let restarting = Instant::now();
+    let restarted = start(name, dir.path());
+    let restart = restarting.elapsed();
+    drop(restarted);
     Some(Figures {
         rate: sent as f64 / busy.as_secs_f64(),
         cpu_per_million: cpu / (sent as f64 / 1e6),
         peak_rss_per_series: peak as f64 / series as f64,
         settled_rss_per_series: settled as f64 / series as f64,
         disk_per_sample: disk as f64 / sent as f64,
+        running_disk_per_sample: running_disk as f64 / sent as f64,
+        stop,
+        restart,
     })
 }
 
@@ -242,6 +276,7 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1));
+    let mut measured = Vec::new();
     for name in ["fleetmon", "prometheus", "victoria-metrics"] {
         if only.is_some_and(|only| only != name) {
             continue;
@@ -249,13 +284,7 @@ fn main() {
         let Some(f) = run(name, series, steps) else {
             continue;
         };
-        let ratio = |fleetmon: f64, this: f64| {
-            if name == "fleetmon" {
-                String::new()
-            } else {
-                format!(" ({:.2}×)", fleetmon / this)
-            }
-        };
+        let ratio = ratio_to(name);
         let b = baseline.as_ref().unwrap_or(&f);
         println!(
             "{:<17} {:>12.0}{} {:>9.2}{} {:>11.0}{} {:>13.0}{} {:>9.3}{}",
@@ -271,9 +300,40 @@ fn main() {
             f.disk_per_sample,
             ratio(b.disk_per_sample, f.disk_per_sample),
         );
+        measured.push((name, f.running_disk_per_sample, f.stop, f.restart));
         if baseline.is_none() {
             baseline = Some(f);
         }
     }
+    println!(
+        "{:<17} {:>22} {:>14} {:>14}",
+        "server", "disk B/sample running", "stop s", "restart s"
+    );
+    if let Some(b) = &baseline {
+        for (name, running, stop, restart) in measured {
+            let ratio = ratio_to(name);
+            println!(
+                "{:<17} {:>14.3}{} {:>6.1}{} {:>6.1}{}",
+                name,
+                running,
+                ratio(b.running_disk_per_sample, running),
+                stop.as_secs_f64(),
+                ratio(b.stop.as_secs_f64(), stop.as_secs_f64()),
+                restart.as_secs_f64(),
+                ratio(b.restart.as_secs_f64(), restart.as_secs_f64()),
+            );
+        }
+    }
     println!("# ratios are fleetmon / that server (below 1: fleetmon is lower)");
+}
+
+/// Formats fleetmon's figure over `name`'s, blank for fleetmon itself.
+fn ratio_to(name: &'static str) -> impl Fn(f64, f64) -> String {
+    move |fleetmon, this| {
+        if name == "fleetmon" {
+            String::new()
+        } else {
+            format!(" ({:.2}×)", fleetmon / this)
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! Prints, with the figures the storage issue asks for:
 //! append throughput with the WAL on (1 and 2 threads), resident memory per
-//! active series once the head holds 2 h, WAL replay time for 2 h, bytes on
+//! active series once the head holds 2 h, WAL replay time for 2 h (and the
+//! stop's head checkpoint and a start from it), bytes on
 //! disk per sample after compaction, and select latency for 1 and ~1,000
 //! series over 1 h and 24 h — with ratios to the reference figures measured
 //! for Prometheus 2.42 and VictoriaMetrics 1.79 on this kind of machine.
@@ -252,7 +253,21 @@ fn main() {
         "WAL replay of 2 h:               {:>10.2?}   ({} series, {} samples, {} WAL records)",
         replay.duration, replay.series, replay.samples, replay.records
     );
+    // A clean stop writes the head as a checkpoint; the next start reads it.
+    let closed = reopened.close(None).expect("close");
+    println!(
+        "head checkpoint at a stop, 2 h:  {:>10.2?}   ({} series, {:.3} bytes/sample)",
+        closed.duration,
+        closed.series,
+        closed.checkpoint_bytes as f64 / replay.samples as f64
+    );
     drop(reopened);
+    let (started, from_checkpoint) = open(dir_two.path());
+    println!(
+        "start from that checkpoint:      {:>10.2?}   ({} series, {} samples)",
+        from_checkpoint.duration, from_checkpoint.series, from_checkpoint.samples
+    );
+    drop(started);
 
     // Selects over 24 h, from blocks.
     let dir_long = tempfile::tempdir().expect("tempdir");

@@ -250,14 +250,16 @@ async fn flags_runtime_info_and_wal_replay() {
     );
     all_metadata(server).await;
 
-    // After a restart, segment 1 (with the scrapes) is replayed and 2 begins;
-    // a block set aside as corrupt is counted.
+    // The stop folds segment 1 (with the scrapes) into the head's checkpoint
+    // and starts segment 2; the restart reads the checkpoint, drops the empty
+    // segment 2 and begins 3. A block set aside as corrupt is counted.
     assert!(setup.server.stop().success());
+    assert!(store.join("wal/checkpoint.00000000000000000001").is_file());
     std::fs::create_dir_all(store.join("corrupted/01ARZ3NDEKTSV4RRFFQ69G5FAV")).unwrap();
     let server = Fleetmon::start(&store, &["--config.file", setup.config.to_str().unwrap()]);
     assert_eq!(
         data(&server, "/api/v1/status/walreplay").await,
-        json!({"min": 1, "max": 2, "current": 2})
+        json!({"min": 3, "max": 3, "current": 3})
     );
     let info = data(&server, "/api/v1/status/runtimeinfo").await;
     assert_eq!(info["corruptionCount"], 1);

@@ -1,7 +1,10 @@
 //! Durability for real: a child process appends batches and prints every
 //! sample the store acknowledged; the test kills it with SIGKILL at random
 //! moments, reopens the store and checks every acknowledged sample, many
-//! times over one growing store.
+//! times over one growing store. In every other round the child also stops
+//! the store (`Storage::close`, the head's checkpoint in place of the log)
+//! at a random moment while its appends go on, so kills land before, during
+//! and after that.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -12,6 +15,8 @@ use fleetmon::storage::{Kv, MatchOp, Matcher, SeriesSamples, Storage, StorageOpt
 use rand::Rng;
 
 const CHILD_ENV: &str = "FLEETMON_DURABILITY_CHILD_STORE";
+/// Set for a child that also closes the store while appending.
+const CLOSE_ENV: &str = "FLEETMON_DURABILITY_CHILD_CLOSES";
 const THREADS: usize = 2;
 const SERIES_PER_THREAD: usize = 20;
 const ROUNDS: usize = 25;
@@ -68,6 +73,15 @@ fn child(dir: &str) {
             })
             .collect()
     };
+    if std::env::var_os(CLOSE_ENV).is_some() {
+        let storage = storage.clone();
+        std::thread::spawn(move || {
+            let pause = rand::thread_rng().gen_range(0..200);
+            std::thread::sleep(Duration::from_millis(pause));
+            storage.close(None).expect("close");
+            println!("closed");
+        });
+    }
     let threads: Vec<_> = (0..THREADS)
         .map(|thread| {
             let storage = storage.clone();
@@ -116,8 +130,10 @@ fn acknowledged_samples_survive_kill_9() {
     let mut acknowledged: HashMap<usize, Vec<i64>> = HashMap::new();
     let mut rng = rand::thread_rng();
     let mut total = 0usize;
+    let mut closed_rounds = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args([
                 "--exact",
                 "acknowledged_samples_survive_kill_9",
@@ -127,8 +143,11 @@ fn acknowledged_samples_survive_kill_9() {
             .env(CHILD_ENV, &dir_arg)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .env_remove(CLOSE_ENV);
+        if round % 2 == 1 {
+            command.env(CLOSE_ENV, "1");
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (first_ack, acked) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -152,6 +171,9 @@ fn acknowledged_samples_survive_kill_9() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let lines = reader.join().unwrap();
+        if lines.iter().any(|l| l == "closed") {
+            closed_rounds += 1;
+        }
         let mut this_round = 0;
         for line in lines.iter().filter_map(|l| l.strip_prefix("ack ")) {
             let mut parts = line.split(' ');
@@ -185,6 +207,11 @@ fn acknowledged_samples_survive_kill_9() {
         }
         eprintln!("round {round}: {this_round} acknowledged, {total} in all, all present; reopened in {reopen:?}");
     }
+    assert!(
+        closed_rounds > 0,
+        "no child got to close the store: the checkpoint was never tested"
+    );
+    eprintln!("the store was closed while appending in {closed_rounds} rounds");
     assert!(
         total > 1000,
         "the child acknowledged too little ({total}) for the test to mean anything"

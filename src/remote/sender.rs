@@ -235,18 +235,33 @@ impl RemoteWriteManager {
         }
     }
 
-    /// Stops every queue, each saving its cursor, and waits for them.
-    pub async fn stop(&self) {
+    /// Stops every queue, each saving its cursor, and waits for them;
+    /// returns the oldest saved cursor: the WAL must keep what follows it.
+    pub async fn stop(&self) -> Option<WalPosition> {
         let queues = match self.queues.lock() {
             Ok(mut queues) => std::mem::take(&mut *queues),
-            Err(_) => return,
+            Err(_) => return None,
         };
         for handle in queues.values() {
             handle.stop.send_replace(true);
         }
-        for (_, handle) in queues {
+        let mut oldest: Option<WalPosition> = None;
+        for (name, handle) in queues {
             let _ = handle.task.await;
+            match self.cursors.get::<WalPosition>(name.as_bytes()) {
+                Ok(Some(cursor)) => oldest = Some(oldest.map_or(cursor, |o| o.min(cursor))),
+                Ok(None) => {}
+                Err(e) => {
+                    // Unknown: the WAL keeps everything.
+                    tracing::error!(queue = %name, error = %e, "cannot read the remote-write cursor");
+                    oldest = Some(WalPosition {
+                        segment: 0,
+                        offset: 0,
+                    });
+                }
+            }
         }
+        oldest
     }
 }
 
@@ -304,6 +319,13 @@ impl Queue {
             None
         });
         let start = saved.unwrap_or_else(|| self.storage.wal_durable_position());
+        if saved.is_none() {
+            // Saved at once, so that what this queue has yet to send is kept
+            // in the WAL even if it never gets to send anything.
+            if let Err(e) = self.cursors.put(&key, &start) {
+                tracing::error!(queue = %self.name, error = %e, "cannot save the remote-write cursor");
+            }
+        }
         tracing::info!(queue = %self.name, url = %self.config.url, resumed = saved.is_some(), "remote-write queue started");
         let mut tail = self.storage.wal_tail(start);
         let queue = self.config.queue_config.clone();

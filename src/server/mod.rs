@@ -267,7 +267,8 @@ impl Server {
                 let _ = compaction.await;
                 let _ = scraping.await;
                 let _ = hangups.await;
-                self.remote.stop().await;
+                let unsent = self.remote.stop().await;
+                close_store(self.storage.clone(), unsent).await;
                 return match finished {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server failed: {e}")),
@@ -291,11 +292,30 @@ impl Server {
         let _ = compaction.await;
         let _ = scraping.await;
         let _ = hangups.await;
-        self.remote.stop().await;
+        let unsent = self.remote.stop().await;
+        close_store(self.storage.clone(), unsent).await;
         self.fleet.save()?;
         self.kv.flush()?;
         tracing::info!("stopped; store flushed");
         Ok(())
+    }
+}
+
+/// Writes the head's checkpoint in place of the WAL, keeping the segments
+/// from `unsent` on (the oldest remote-write cursor). A failure leaves the
+/// WAL as it was: the next start replays it.
+async fn close_store(storage: Arc<Storage>, unsent: Option<crate::storage::wal::WalPosition>) {
+    match tokio::task::spawn_blocking(move || storage.close(unsent)).await {
+        Ok(Ok(report)) => tracing::info!(
+            series = report.series,
+            bytes = report.checkpoint_bytes,
+            duration = ?report.duration,
+            "head checkpoint written in place of the WAL"
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot write the head checkpoint; the WAL stays and is replayed at the next start")
+        }
+        Err(e) => tracing::error!(error = %e, "the head checkpoint task failed; the WAL stays"),
     }
 }
 

@@ -384,6 +384,22 @@ impl Symbols {
 struct Postings {
     by_label: HashMap<u32, HashMap<u32, Vec<SeriesRef>>>,
     all: Vec<SeriesRef>,
+    /// Series restored at start are added in any order and the lists
+    /// sorted once ([`Head::sort_postings`]): a checkpoint lists them by
+    /// shard, and inserting each in place moved half a list every time.
+    unsorted: bool,
+}
+
+impl Postings {
+    fn sort(&mut self) {
+        if self.unsorted {
+            for list in self.by_label.values_mut().flat_map(|v| v.values_mut()) {
+                list.sort_unstable();
+            }
+            self.all.sort_unstable();
+            self.unsorted = false;
+        }
+    }
 }
 
 /// A consistent read view of the head's index.
@@ -419,6 +435,14 @@ impl LabelIndex for HeadIndex<'_> {
     fn all_postings(&self) -> Result<Vec<u64>, Self::Error> {
         Ok(self.postings.all.clone())
     }
+}
+
+/// Whether a series is created by a start's replay, which sorts the index
+/// once at the end, or by an append.
+#[derive(Clone, Copy)]
+enum Restoring {
+    Yes,
+    No,
 }
 
 /// What happened to one sample offered to the head.
@@ -571,8 +595,14 @@ impl Head {
                 write(&self.relocated).insert(series, shard_index);
                 self.any_relocated.store(true, Ordering::Release);
             }
-            self.insert(&mut shard, hash, key, &pairs, series);
+            self.insert(&mut shard, hash, key, &pairs, series, Restoring::Yes);
         }
+    }
+
+    /// Sorts the index after [`Head::restore_series`]; before the head
+    /// serves reads.
+    pub fn sort_postings(&self) {
+        write(&self.postings).sort();
     }
 
     fn insert(
@@ -582,6 +612,7 @@ impl Head {
         key: Vec<u8>,
         labels: &[(&str, &str)],
         series: SeriesRef,
+        restoring: Restoring,
     ) -> u32 {
         let interned: Vec<(u32, u32)> = {
             let mut symbols = write(&self.symbols);
@@ -592,13 +623,31 @@ impl Head {
         };
         {
             let mut index = write(&self.postings);
-            for &(n, v) in interned.iter() {
-                postings::insert_sorted(
-                    index.by_label.entry(n).or_default().entry(v).or_default(),
-                    series,
-                );
+            match restoring {
+                Restoring::Yes => {
+                    for &(n, v) in interned.iter() {
+                        index
+                            .by_label
+                            .entry(n)
+                            .or_default()
+                            .entry(v)
+                            .or_default()
+                            .push(series);
+                    }
+                    index.all.push(series);
+                    index.unsorted = true;
+                }
+                Restoring::No => {
+                    index.sort();
+                    for &(n, v) in interned.iter() {
+                        postings::insert_sorted(
+                            index.by_label.entry(n).or_default().entry(v).or_default(),
+                            series,
+                        );
+                    }
+                    postings::insert_sorted(&mut index.all, series);
+                }
             }
-            postings::insert_sorted(&mut index.all, series);
         }
         shard.add(
             hash,
@@ -766,7 +815,7 @@ impl Head {
                             return Err(e);
                         }
                         done.created += 1;
-                        self.insert(shard, item.hash, key.to_vec(), pairs, series)
+                        self.insert(shard, item.hash, key.to_vec(), pairs, series, Restoring::No)
                     }
                 },
             };
@@ -786,17 +835,31 @@ impl Head {
         Ok(())
     }
 
-    /// Offers one sample to `series` (WAL replay); `None` when the head has
-    /// no such series.
-    pub fn append(&self, series: SeriesRef, t: i64, v: f64, min_valid_t: i64) -> Option<Outcome> {
+    /// Offers a run of samples to `series` under one lock (WAL replay,
+    /// where a checkpoint holds each series' samples together); `outcome`
+    /// hears each sample's. False when the head has no such series.
+    pub fn append_run(
+        &self,
+        series: SeriesRef,
+        samples: &[(i64, f64)],
+        min_valid_t: i64,
+        mut outcome: impl FnMut((i64, f64), Outcome),
+    ) -> bool {
         let mut shard = write(&self.shards[self.shard_of(series)]);
         let min_t = min_valid_t.max(self.min_append_t.load(Ordering::Acquire));
-        let s = shard.series_mut(series)?;
-        let result = self.append_to(s, t, v, min_t);
-        if result == Outcome::Stored {
-            self.max_t.fetch_max(t, Ordering::Relaxed);
+        let Some(s) = shard.series_mut(series) else {
+            return false;
+        };
+        let mut newest = i64::MIN;
+        for &(t, v) in samples {
+            let result = self.append_to(s, t, v, min_t);
+            if result == Outcome::Stored {
+                newest = t;
+            }
+            outcome((t, v), result);
         }
-        Some(result)
+        self.max_t.fetch_max(newest, Ordering::Relaxed);
+        true
     }
 
     fn append_to(&self, s: &mut MemSeries, t: i64, v: f64, min_t: i64) -> Outcome {
@@ -1060,6 +1123,40 @@ impl Head {
             .into_iter()
             .map(|(window, series)| (window, SealedWindow::sorted(self, series)))
             .collect()
+    }
+
+    /// Every series' ref, key and chunks (sealed, then the open one copied)
+    /// in the shards `shards` (indexes below [`SHARDS`]), a shard at a time:
+    /// what a checkpoint of the head holds. A shard's lock is let go before
+    /// its chunk files are read.
+    pub fn for_each_series<E>(
+        &self,
+        shards: &[usize],
+        mut each: impl FnMut(SeriesRef, &[u8], io::Result<Vec<SealedChunk>>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for shard in shards.iter().filter_map(|i| self.shards.get(*i)) {
+            let listed: Vec<_> = read(shard)
+                .all()
+                .map(|s| {
+                    let (sealed, open) = s.chunks_in(i64::MIN, i64::MAX);
+                    (s.series_ref, s.key.clone(), sealed, open)
+                })
+                .collect();
+            for (series, key, sealed, open) in listed {
+                let chunks = self.load(&sealed).map(|mut chunks| {
+                    chunks.extend(open);
+                    chunks
+                });
+                each(series, &key, chunks)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the sealed chunks' files: the head is in a checkpoint and
+    /// the store is stopping ([`super::Storage::close`]).
+    pub fn release_chunk_files(&self) -> io::Result<()> {
+        self.chunk_files.release_all()
     }
 
     /// Drops the chunks that end before `boundary` (now in a block) and the

@@ -230,6 +230,21 @@ impl HeadChunkFiles {
         Ok(())
     }
 
+    /// Deletes every file and forgets every chunk: for a stop, once the
+    /// head is in a checkpoint. The head's sealed chunks no longer read.
+    pub fn release_all(&self) -> io::Result<()> {
+        let mut inner = self.lock();
+        inner.in_memory.clear();
+        inner.pending.clear();
+        inner.current = None;
+        let ids: Vec<u32> = inner.segments.keys().copied().collect();
+        for id in ids {
+            inner.segments.remove(&id);
+            std::fs::remove_file(self.path_of(id))?;
+        }
+        Ok(())
+    }
+
     /// Bytes held: in files, pending and in memory.
     pub fn size_bytes(&self) -> u64 {
         let inner = self.lock();

@@ -296,6 +296,17 @@ pub struct ReplayReport {
     pub duration: Duration,
 }
 
+/// What [`Storage::close`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CloseReport {
+    /// Series in the head's checkpoint.
+    pub series: u64,
+    /// Size of the checkpoint file.
+    pub checkpoint_bytes: u64,
+    /// Time taken.
+    pub duration: Duration,
+}
+
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -412,6 +423,7 @@ impl Storage {
             head.refuse_before(until.saturating_add(1));
         }
         let (stats, late) = replay_in_parallel(&head, &wal)?;
+        head.sort_postings();
         report.series += stats.series;
         if !legacy.is_empty() {
             // A schema-3 store: its series table moves into the log, durably, before it is cleared.
@@ -905,6 +917,63 @@ impl Storage {
         Tombstones::open(&target_kv)?.trim_head(i64::MAX, &[])?;
         target_kv.flush()?;
         Ok(count)
+    }
+
+    /// Stops the store: writes the head as a checkpoint that replaces the
+    /// WAL (every series with its samples in columnar chunks under zstd,
+    /// several times smaller than the log), then deletes the head's chunk
+    /// files. The next start reads the checkpoint instead of the log.
+    /// Segments from `keep_wal_from` on stay for the remote-write queues
+    /// that have not sent them yet. After this, the head's sealed chunks no
+    /// longer read; appends still work, logged after the checkpoint.
+    /// Blocking.
+    pub fn close(
+        &self,
+        keep_wal_from: Option<wal::WalPosition>,
+    ) -> Result<CloseReport, StorageError> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let start = Instant::now();
+        let mut series_written = 0u64;
+        let shards: Vec<usize> = (0..head::SHARDS).collect();
+        let checkpoint_bytes = self.wal.checkpoint_head(keep_wal_from, |checkpoint| {
+            // Encoding and compressing is the work: spread over the cores.
+            let written = crate::parallel::map_parts(&shards, 1, |part| {
+                let mut count = 0u64;
+                checkpoint.write(|records| {
+                    self.head.for_each_series(part, |series, key, chunks| {
+                        let chunks = chunks.map_err(|e| self.head_chunks_error(e))?;
+                        let labels = series_key::decode(key);
+                        let encoded =
+                            block_chunks_of(chunks.iter().map(|c| (c.encoding, &*c.bytes)), |_| {
+                                true
+                            })
+                            .map_err(|e| {
+                                self.head_chunks_error(std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    format!("head series {labels}: {e}"),
+                                ))
+                            })?;
+                        let bytes: Vec<&[u8]> = encoded.iter().map(|c| &*c.bytes).collect();
+                        records.series(series, &labels.str_pairs(), &bytes)?;
+                        count += 1;
+                        Ok::<(), StorageError>(())
+                    })
+                })?;
+                Ok::<u64, StorageError>(count)
+            });
+            for part in written {
+                series_written += part?;
+            }
+            Ok::<(), StorageError>(())
+        })?;
+        self.head
+            .release_chunk_files()
+            .map_err(|e| self.head_chunks_error(e))?;
+        Ok(CloseReport {
+            series: series_written,
+            checkpoint_bytes,
+            duration: start.elapsed(),
+        })
     }
 
     /// Writes the head's oldest block-range window to a block once the head
@@ -1523,24 +1592,47 @@ fn replay_in_parallel(
             senders.push(tx);
             handles.push(scope.spawn(move || {
                 let mut late = LateSamples::new();
+                // Consecutive samples of one series (a head checkpoint's)
+                // go in as one run, under one lock.
+                let mut run: Vec<(i64, f64)> = Vec::new();
+                let mut run_series = 0;
+                let mut flush = |series: wal::SeriesRef, run: &mut Vec<(i64, f64)>| {
+                    if run.is_empty() {
+                        return;
+                    }
+                    let mut came_late = Vec::new();
+                    let found = head.append_run(series, run, i64::MIN, |sample, outcome| {
+                        if outcome == Outcome::OutOfOrder {
+                            came_late.push(sample);
+                        }
+                    });
+                    // Late, or logged before its series record (a schema-3
+                    // store's series table is appended after its samples).
+                    if !found {
+                        came_late = std::mem::take(run);
+                    }
+                    if !came_late.is_empty() {
+                        late.entry(series).or_default().extend(came_late);
+                    }
+                    run.clear();
+                };
                 for batch in rx {
                     for entry in batch {
                         match entry {
                             WalEntry::Series(series, labels) => {
+                                flush(run_series, &mut run);
                                 head.restore_series(&labels, series)
                             }
                             WalEntry::Sample(s) => {
-                                match head.append(s.series, s.t, s.v, i64::MIN) {
-                                    // Late, or logged before its series record (a schema-3
-                                    // store's series table is appended after its samples).
-                                    Some(Outcome::OutOfOrder) | None => {
-                                        late.entry(s.series).or_default().push((s.t, s.v))
-                                    }
-                                    Some(_) => {}
+                                if s.series != run_series {
+                                    flush(run_series, &mut run);
+                                    run_series = s.series;
                                 }
+                                run.push((s.t, s.v));
                             }
                         }
                     }
+                    flush(run_series, &mut run);
                 }
                 late
             }));

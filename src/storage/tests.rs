@@ -1028,3 +1028,130 @@ fn backfilled_samples_land_in_blocks_beside_the_head() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].samples().unwrap(), expected);
 }
+
+/// The samples of [`everything`] by their bits, so NaNs compare.
+fn everything_bits(storage: &Storage) -> Vec<(String, Vec<(i64, u64)>)> {
+    everything(storage)
+        .into_iter()
+        .map(|(labels, samples)| {
+            (
+                labels,
+                samples.iter().map(|(t, v)| (*t, v.to_bits())).collect(),
+            )
+        })
+        .collect()
+}
+
+/// A stop writes the head as a checkpoint in place of the log: the next
+/// start reads it, answers the same, keeps each series' newest sample (late
+/// ones are still refused) and the deletes, and compacts as before.
+#[test]
+fn a_stopped_store_starts_again_from_its_head_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let stale = f64::from_bits(labels::STALE_NAN_BITS);
+    let (before, head_samples) = {
+        let storage = open(dir.path());
+        fill(&storage, 20, start, 3);
+        // Values the columnar codec keeps as exceptions.
+        let odd = [
+            (start, f64::NAN),
+            (start + 1, stale),
+            (start + 2, f64::NEG_INFINITY),
+            (start + 3, -0.0),
+            (start + 4, 0.1),
+            (start + 5, 1e300),
+        ];
+        storage
+            .append_blocking(&[series(&[("__name__", "m"), ("i", "odd")], &odd)])
+            .unwrap();
+        storage
+            .delete(
+                &[m(MatchOp::Equal, "i", "2")],
+                start + HOUR,
+                start + 2 * HOUR,
+            )
+            .unwrap();
+        let before = everything_bits(&storage);
+        let head_samples = storage.head_stats().samples;
+        let wal_bytes = storage.wal_size_bytes();
+        let report = storage.close(None).unwrap();
+        assert_eq!(report.series, 21);
+        assert!(
+            report.checkpoint_bytes * 3 < wal_bytes,
+            "checkpoint {} B, log {wal_bytes} B",
+            report.checkpoint_bytes
+        );
+        let chunk_files = std::fs::read_dir(dir.path().join(HEAD_CHUNKS_DIR)).unwrap();
+        assert_eq!(chunk_files.count(), 0, "the chunk files are gone");
+        (before, head_samples)
+    };
+    let wal_files: Vec<String> = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        wal_files.len(),
+        2,
+        "the checkpoint and the new segment: {wal_files:?}"
+    );
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    assert_eq!((replay.series, replay.samples), (21, head_samples));
+    assert_eq!(replay.late_samples, 0);
+    assert_eq!(everything_bits(&storage), before);
+    let late = storage
+        .append_blocking(&[series(
+            &[("__name__", "m"), ("i", "0")],
+            &[(start + 5 * HOUR / 2, 1.0)],
+        )])
+        .unwrap();
+    assert_eq!(
+        late.rejected.get(&Rejection::OutOfOrder),
+        Some(&1),
+        "{late:?}"
+    );
+
+    // Appends and compaction go on from there; the checkpoint's samples are
+    // folded into the next one.
+    fill(&storage, 20, start + 3 * HOUR, 2);
+    let expected = everything_bits(&storage);
+    assert!(storage.compact().unwrap().is_some());
+    assert_eq!(everything_bits(&storage), expected);
+    drop(storage);
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    assert_eq!(everything_bits(&storage), expected);
+}
+
+/// Log segments a remote-write queue has not sent stay readable after a
+/// stop, without being replayed on top of the checkpoint; the next stop
+/// with nothing unsent removes them.
+#[test]
+fn a_stop_keeps_the_log_a_queue_has_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let unsent = {
+        let storage = open(dir.path());
+        fill(&storage, 3, start, 1);
+        let unsent = storage.wal_durable_position();
+        fill(&storage, 3, start + HOUR, 1);
+        storage.close(Some(unsent)).unwrap();
+        unsent
+    };
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, replay) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    assert_eq!(replay.samples, 3 * 480, "nothing replayed twice");
+    assert_eq!(replay.late_samples, 0);
+    let mut tail = storage.wal_tail(unsent);
+    let mut read = Vec::new();
+    let done = tail
+        .read(storage.wal_durable_position(), usize::MAX, &mut read)
+        .unwrap();
+    assert_eq!(done.skipped_segments, 0);
+    assert_eq!(read.len(), 3 * 240, "the unsent hour");
+    assert!(read.iter().all(|s| s.t >= start + HOUR));
+
+    storage.close(None).unwrap();
+    let wal_files = std::fs::read_dir(dir.path().join(wal::WAL_DIR)).unwrap();
+    assert_eq!(wal_files.count(), 2, "the checkpoint and the new segment");
+}

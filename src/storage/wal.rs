@@ -16,7 +16,9 @@
 //! refers to it. A [`Wal::checkpoint`] (after compaction) starts a new
 //! segment, copies the series still in the head and the samples not yet in
 //! blocks of all older segments into `checkpoint.<n>`, and deletes those
-//! segments, so the log stays bounded.
+//! segments, so the log stays bounded. At a clean stop,
+//! [`Wal::checkpoint_head`] writes the whole head there instead, in the
+//! blocks' compressed encoding, a fraction of the log's size.
 //!
 //! Segment and checkpoint files are sequences of records: payload length
 //! (u32 LE), CRC32 of the payload (u32 LE), payload. A batch payload is
@@ -27,7 +29,9 @@
 //! and the timestamps as zigzag deltas, then the 8 byte planes of the
 //! values' bits. `0x01` records are still read.
 //! A series payload is `0x02`, the series ref (uvarint), the label count
-//! (uvarint), then each name and value as length-prefixed strings.
+//! (uvarint), then each name and value as length-prefixed strings. Head
+//! checkpoints hold `0x04` records ([`HeadCheckpoint`]): series with their
+//! labels and samples.
 //!
 //! Stores of schema 3 kept the series table in the key-value store; the
 //! storage moves it into the WAL at open ([`legacy_series`]).
@@ -39,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::columnar;
 use super::encoding::{put_str, put_uvarint, put_varint, Corrupt, Reader};
 use super::kv::{trees, Kv, KvError};
 use super::labels::Labels;
@@ -57,6 +62,15 @@ const SERIES: u8 = 2;
 const BATCH_COLUMNS: u8 = 3;
 /// zstd level of batch records: the fastest, as they are on the append path.
 const ZSTD_LEVEL: i32 = 1;
+/// Series with their labels and samples, zstd-compressed: a checkpoint of
+/// the head ([`Wal::checkpoint_head`]).
+const HEAD_SERIES: u8 = 4;
+/// zstd level of head checkpoints, written once at a stop and read once at
+/// the next start: as the blocks' frames.
+const HEAD_ZSTD_LEVEL: i32 = 9;
+/// Uncompressed bytes of a head checkpoint record, about: large enough for
+/// zstd to find the labels' repetitions.
+const HEAD_RECORD_BYTES: usize = 1 << 20;
 const HEADER: usize = 8;
 const CHECKPOINT_PREFIX: &str = "checkpoint.";
 /// Samples per record in a checkpoint.
@@ -528,15 +542,17 @@ impl Wal {
         let (segments, checkpoint) = segment_numbers(dir)?;
         let mut dropped = 0u64;
         let mut stats = ReplayStats::default();
+        // Segments the last checkpoint covers but kept for log readers
+        // ([`Wal::checkpoint_head`]) are not read again, only deleted.
+        let (covered, replaced): (Vec<u64>, Vec<u64>) = segments
+            .into_iter()
+            .filter(|n| *n <= upto)
+            .partition(|n| checkpoint.is_some_and(|c| *n <= c));
+        let covered: Vec<PathBuf> = covered.iter().map(|n| dir.join(segment_name(*n))).collect();
         let replaced: Vec<PathBuf> = checkpoint
             .map(|n| dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")))
             .into_iter()
-            .chain(
-                segments
-                    .into_iter()
-                    .filter(|n| *n <= upto)
-                    .map(|n| dir.join(segment_name(n))),
-            )
+            .chain(replaced.into_iter().map(|n| dir.join(segment_name(n))))
             .collect();
         let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
         let tmp = target.with_extension("tmp");
@@ -587,13 +603,73 @@ impl Wal {
         }
         fs::rename(&tmp, &target).map_err(io(&target))?;
         sync_dir(dir)?;
-        for path in replaced.iter().filter(|p| **p != target) {
+        for path in replaced.iter().chain(&covered).filter(|p| **p != target) {
             fs::remove_file(path).map_err(io(path))?;
         }
         Ok(dropped)
     }
 
-    /// Bytes of the WAL's files.
+    /// Starts a new segment and replaces the checkpoint and every older
+    /// segment with a checkpoint of the head that `write` fills, which must
+    /// hold every series and sample logged before the new segment (the head
+    /// takes a sample before it is logged, so its state covers the log).
+    /// Segments from `keep_from` on (a log reader's position, such as a
+    /// remote-write queue's cursor) stay on disk for [`WalTail`] until the
+    /// next checkpoint; replay skips them. Returns the checkpoint's bytes.
+    pub fn checkpoint_head<E: From<WalError>>(
+        &self,
+        keep_from: Option<WalPosition>,
+        write: impl FnOnce(&HeadCheckpoint) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let upto = {
+            let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
+            let number = current.number;
+            self.rotate(&mut current)?;
+            number
+        };
+        let dir = &self.log.dir;
+        let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
+        let tmp = target.with_extension("tmp");
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let checkpoint = HeadCheckpoint {
+            file: Mutex::new(std::io::BufWriter::new(file)),
+            path: tmp.clone(),
+        };
+        let written = write(&checkpoint).and_then(|()| Ok(checkpoint.finish()?));
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let (segments, previous) = segment_numbers(dir)?;
+        fs::rename(&tmp, &target).map_err(io(&target))?;
+        sync_dir(dir)?;
+        let needed = |number: u64| {
+            keep_from.is_some_and(|from| {
+                number > from.segment
+                    || (number == from.segment
+                        && fs::metadata(dir.join(segment_name(number)))
+                            .is_ok_and(|m| m.len() > from.offset))
+            })
+        };
+        let stale = previous
+            .filter(|n| *n != upto)
+            .map(|n| dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")))
+            .into_iter()
+            .chain(
+                segments
+                    .into_iter()
+                    .filter(|n| *n <= upto && !needed(*n))
+                    .map(|n| dir.join(segment_name(n))),
+            );
+        for path in stale {
+            fs::remove_file(&path).map_err(io(&path))?;
+        }
+        Ok(bytes)
+    }
+
     /// How far the log is durable (every acknowledged append is before it).
     pub fn durable_position(&self) -> WalPosition {
         *self.log.durable.lock().unwrap_or_else(|e| e.into_inner())
@@ -608,6 +684,7 @@ impl Wal {
         }
     }
 
+    /// Bytes of the WAL's files.
     pub fn size_bytes(&self) -> u64 {
         fs::read_dir(&self.log.dir)
             .into_iter()
@@ -616,6 +693,106 @@ impl Wal {
             .filter_map(|e| e.metadata().ok())
             .map(|m| m.len())
             .sum()
+    }
+}
+
+/// A checkpoint of the head being written: series with their labels and
+/// samples, as [`HEAD_SERIES`] records of about [`HEAD_RECORD_BYTES`]
+/// before compression, built by several threads at once
+/// ([`HeadCheckpoint::write`]); records are independent, so their order
+/// does not matter. A record is the zstd frame of entries: the series ref
+/// (uvarint), the label count (uvarint), each name and value
+/// length-prefixed, the chunk count (uvarint), then each columnar chunk
+/// ([`super::columnar`]) length-prefixed, in time order.
+pub struct HeadCheckpoint {
+    file: Mutex<std::io::BufWriter<File>>,
+    path: PathBuf,
+}
+
+/// One thread's records of a [`HeadCheckpoint`].
+pub struct HeadRecords<'c> {
+    checkpoint: &'c HeadCheckpoint,
+    pending: Vec<u8>,
+    entries: u64,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl HeadCheckpoint {
+    /// Runs `fill` with a builder of records and writes what it added.
+    pub fn write<E: From<WalError>>(
+        &self,
+        fill: impl FnOnce(&mut HeadRecords<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut records = HeadRecords {
+            checkpoint: self,
+            pending: Vec::with_capacity(HEAD_RECORD_BYTES + HEAD_RECORD_BYTES / 4),
+            entries: 0,
+            compressor: zstd::bulk::Compressor::new(HEAD_ZSTD_LEVEL).map_err(io(&self.path))?,
+        };
+        fill(&mut records)?;
+        Ok(records.flush()?)
+    }
+
+    /// Makes the file durable; returns its size.
+    fn finish(self) -> Result<u64, WalError> {
+        let file = self
+            .file
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_inner()
+            .map_err(|e| io(&self.path)(e.into_error()))?;
+        file.sync_all().map_err(io(&self.path))?;
+        Ok(file.metadata().map_err(io(&self.path))?.len())
+    }
+}
+
+impl HeadRecords<'_> {
+    /// Adds a series: its labels, then its samples as columnar chunks in
+    /// time order.
+    pub fn series(
+        &mut self,
+        series: SeriesRef,
+        labels: &[(&str, &str)],
+        chunks: &[&[u8]],
+    ) -> Result<(), WalError> {
+        put_uvarint(&mut self.pending, series);
+        put_uvarint(&mut self.pending, labels.len() as u64);
+        for (name, value) in labels {
+            put_str(&mut self.pending, name);
+            put_str(&mut self.pending, value);
+        }
+        put_uvarint(&mut self.pending, chunks.len() as u64);
+        for chunk in chunks {
+            put_uvarint(&mut self.pending, chunk.len() as u64);
+            self.pending.extend_from_slice(chunk);
+        }
+        self.entries += 1;
+        if self.pending.len() >= HEAD_RECORD_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WalError> {
+        if self.entries == 0 {
+            return Ok(());
+        }
+        let path = &self.checkpoint.path;
+        let compressed = self.compressor.compress(&self.pending).map_err(io(path))?;
+        let mut record = Vec::with_capacity(HEADER + 12 + compressed.len());
+        record.extend_from_slice(&[0; HEADER]);
+        record.push(HEAD_SERIES);
+        put_uvarint(&mut record, self.pending.len() as u64);
+        record.extend_from_slice(&compressed);
+        self.checkpoint
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(&frame(record))
+            .map_err(io(path))?;
+        self.pending.clear();
+        self.entries = 0;
+        Ok(())
     }
 }
 
@@ -813,6 +990,17 @@ fn decode_record(
             stats.series += 1;
             apply(WalEntry::Series(series, labels));
         }
+        HEAD_SERIES => {
+            let len = reader.uvarint()? as usize;
+            if len > MAX_RECORD {
+                return Err(Corrupt);
+            }
+            let entries = zstd::bulk::decompress(reader.rest(), len).map_err(|_| Corrupt)?;
+            if entries.len() != len {
+                return Err(Corrupt);
+            }
+            decode_head_series(Reader::new(&entries), apply, stats)?;
+        }
         _ => return Err(Corrupt),
     }
     Ok(())
@@ -835,15 +1023,57 @@ fn decode_batch(mut reader: Reader<'_>, apply: &mut impl FnMut(WalEntry)) -> Res
 }
 
 fn decode_labels(mut reader: Reader<'_>) -> Result<Labels, Corrupt> {
+    let labels = read_labels(&mut reader)?;
+    if !reader.is_empty() {
+        return Err(Corrupt);
+    }
+    Ok(labels)
+}
+
+fn read_labels(reader: &mut Reader<'_>) -> Result<Labels, Corrupt> {
     let count = reader.uvarint()?;
     let mut pairs = Vec::with_capacity(count.min(1024) as usize);
     for _ in 0..count {
         pairs.push((reader.str()?.to_string(), reader.str()?.to_string()));
     }
-    if !reader.is_empty() || !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+    if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(Corrupt);
     }
     Ok(Labels::from_sorted(pairs))
+}
+
+/// The entries of a [`HEAD_SERIES`] record, decoded whole before any is
+/// applied, so a bad record applies nothing.
+fn decode_head_series(
+    mut reader: Reader<'_>,
+    apply: &mut impl FnMut(WalEntry),
+    stats: &mut ReplayStats,
+) -> Result<(), Corrupt> {
+    let mut entries = Vec::new();
+    let mut samples = Vec::new();
+    while !reader.is_empty() {
+        let series = reader.uvarint()?;
+        entries.push(WalEntry::Series(series, read_labels(&mut reader)?));
+        let chunks = reader.uvarint()?;
+        for _ in 0..chunks {
+            let len = usize::try_from(reader.uvarint()?).map_err(|_| Corrupt)?;
+            samples.clear();
+            columnar::decode_into(reader.bytes(len)?, &mut samples).map_err(|_| Corrupt)?;
+            entries.extend(
+                samples
+                    .iter()
+                    .map(|&(t, v)| WalEntry::Sample(WalSample { series, t, v })),
+            );
+        }
+    }
+    for entry in entries {
+        match &entry {
+            WalEntry::Series(..) => stats.series += 1,
+            WalEntry::Sample(_) => stats.samples += 1,
+        }
+        apply(entry);
+    }
+    Ok(())
 }
 
 /// The series table of a store written with schema 3, which kept it in the
