@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::workload::{Workload, INTERVAL_MS};
 use common::{arg, dir_bytes, status_bytes};
-use fleetmon::storage::{Kv, MatchOp, Matcher, SeriesSamples, Storage, StorageOptions};
+use fleetmon::storage::{
+    series_key, Kv, MatchOp, Matcher, OfferedSeries, SeriesSamples, Storage, StorageOptions,
+};
 
 const HOUR_STEPS: i64 = 3_600_000 / INTERVAL_MS;
 const BATCH_SAMPLES: usize = 5_000;
@@ -73,15 +75,64 @@ fn open(dir: &Path) -> (Storage, fleetmon::storage::ReplayReport) {
     Storage::open(&kv, dir, StorageOptions::default()).expect("storage")
 }
 
+/// A series offered with its key, as the scraper (from its series cache)
+/// and the remote-write receiver (the request's label bytes) offer theirs.
+#[derive(Clone)]
+struct Keyed {
+    series: SeriesSamples,
+    key: Option<Vec<u8>>,
+}
+
+impl OfferedSeries for Keyed {
+    type Name = String;
+    type Value = String;
+
+    fn labels(&self) -> &[(String, String)] {
+        &self.series.labels
+    }
+
+    fn samples(&self) -> &[(i64, f64)] {
+        &self.series.samples
+    }
+
+    fn encoded_labels(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+}
+
+/// Whether the benchmark offers series keys.
+#[derive(Clone, Copy, PartialEq)]
+enum Keys {
+    Offered,
+    None,
+}
+
+fn keyed(series: SeriesSamples, keys: Keys) -> Keyed {
+    let key = (keys == Keys::Offered).then(|| {
+        let mut pairs: Vec<(&str, &str)> = series
+            .labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        let mut key = Vec::new();
+        series_key::encode(&pairs, &mut key);
+        key
+    });
+    Keyed { series, key }
+}
+
 /// Appends `steps` scrapes of `workload` from `from_step` with `threads`
 /// appenders (each owning a share of the series, as remote-write shards do);
-/// returns the samples stored and the time spent in `append` alone.
+/// returns the samples stored and the time spent in `append` alone (keys
+/// are made before the clock starts, as callers cache them).
 fn ingest(
     storage: &Arc<Storage>,
     workload: &mut Workload,
     from_step: i64,
     steps: i64,
     threads: usize,
+    keys: Keys,
 ) -> (u64, Duration) {
     let mut stored = 0;
     let mut busy = Duration::ZERO;
@@ -89,10 +140,11 @@ fn ingest(
     while step < from_step + steps {
         let n = SLICE_STEPS.min(from_step + steps - step);
         let batches = workload.batches(T0 + step * INTERVAL_MS, n, 1, BATCH_SAMPLES);
-        let mut shares: Vec<Vec<Vec<SeriesSamples>>> = vec![Vec::new(); threads];
+        let mut shares: Vec<Vec<Vec<Keyed>>> = vec![Vec::new(); threads];
         for (i, batch) in batches.into_iter().enumerate() {
             // A batch holds a fixed range of series, so batch i always goes to the same thread.
             let per_step = workload.len().div_ceil(BATCH_SAMPLES);
+            let batch = batch.into_iter().map(|s| keyed(s, keys)).collect();
             shares[(i % per_step) % threads].push(batch);
         }
         let start = Instant::now();
@@ -110,7 +162,7 @@ fn ingest(
                 })
             })
             .collect();
-        let results: Vec<(u64, Vec<Vec<SeriesSamples>>)> = handles
+        let results: Vec<(u64, Vec<Vec<Keyed>>)> = handles
             .into_iter()
             .map(|h| h.join().expect("appender"))
             .collect();
@@ -165,7 +217,7 @@ fn main() {
     let empty_store_rss = rss_bytes();
     let empty_store_heap = heap_bytes();
     let memory_steps = 2 * HOUR_STEPS + HOUR_STEPS / 4;
-    let (stored_head, busy_head) = ingest(&one, &mut workload, 0, memory_steps, 1);
+    let (stored_head, busy_head) = ingest(&one, &mut workload, 0, memory_steps, 1, Keys::Offered);
     let full_rss = rss_bytes();
     let per_series = |bytes: u64| bytes as f64 / series as f64;
     let rss_per_series = per_series(full_rss.saturating_sub(process_rss));
@@ -177,11 +229,12 @@ fn main() {
         memory_steps,
         hours * HOUR_STEPS - memory_steps,
         1,
+        Keys::Offered,
     );
     let total_stored = stored_head + stored_rest;
     let one_thread_rate = total_stored as f64 / (busy_head + busy_rest).as_secs_f64();
     println!(
-        "append, 1 thread, WAL on:        {:>12.0} samples/s ({total_stored} samples in {:.1?})",
+        "append, 1 thread, WAL on:        {:>12.0} samples/s ({total_stored} samples in {:.1?}; series offered with their keys)",
         one_thread_rate,
         busy_head + busy_rest
     );
@@ -236,18 +289,32 @@ fn main() {
         let (n, samples, latency) = time_select(&one, matchers, end - 3_600_000, end);
         println!("select {what:<13} over 1 h:     {latency:>10.2?}   ({n} series, {samples} samples; median of 5)");
     }
+    // A clean stop leaves blocks and the head's checkpoint.
+    one.close(None).expect("close");
+    let stopped_bytes = dir_bytes(dir_one.path());
+    println!("bytes/sample, whole store dir after a clean stop: {:>6.3}   ({stopped_bytes} bytes; VictoriaMetrics 1.79: 1.39 → ratio {:.2})", stopped_bytes as f64 / total_stored as f64, stopped_bytes as f64 / total_stored as f64 / 1.39);
     drop(one);
 
     // Append throughput, 2 threads, and WAL replay time for 2 h.
     let dir_two = tempfile::tempdir().expect("tempdir");
     let two = Arc::new(open(dir_two.path()).0);
     let mut workload = Workload::new(series, 42);
-    let (stored, busy) = ingest(&two, &mut workload, 0, 2 * HOUR_STEPS, 2);
+    let (stored, busy) = ingest(&two, &mut workload, 0, 2 * HOUR_STEPS, 2, Keys::Offered);
     println!(
-        "append, 2 threads, WAL on:       {:>12.0} samples/s ({stored} samples in {busy:.1?})",
+        "append, 2 threads, WAL on:       {:>12.0} samples/s ({stored} samples in {busy:.1?}; series offered with their keys)",
         stored as f64 / busy.as_secs_f64()
     );
     drop(two);
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let labels_only = Arc::new(open(dir.path()).0);
+        let mut workload = Workload::new(series, 42);
+        let (stored, busy) = ingest(&labels_only, &mut workload, 0, HOUR_STEPS, 2, Keys::None);
+        println!(
+            "  the same, labels only, 1 h:    {:>12.0} samples/s ({stored} samples in {busy:.1?})",
+            stored as f64 / busy.as_secs_f64()
+        );
+    }
     let (reopened, replay) = open(dir_two.path());
     println!(
         "WAL replay of 2 h:               {:>10.2?}   ({} series, {} samples, {} WAL records)",
@@ -274,7 +341,14 @@ fn main() {
     let long = Arc::new(open(dir_long.path()).0);
     let mut workload = Workload::new(long_series, 7);
     for hour in 0..25 {
-        ingest(&long, &mut workload, hour * HOUR_STEPS, HOUR_STEPS, 1);
+        ingest(
+            &long,
+            &mut workload,
+            hour * HOUR_STEPS,
+            HOUR_STEPS,
+            1,
+            Keys::Offered,
+        );
         while long.compact().expect("compact").is_some() {}
     }
     let end = T0 + 25 * HOUR_STEPS * INTERVAL_MS;

@@ -24,7 +24,7 @@ use crate::scrape::metadata::{MetadataCache, MetadataMap};
 use crate::scrape::target::Target;
 use crate::scrape::ScrapeMetrics;
 use crate::storage::labels::{stale_nan, METRIC_NAME};
-use crate::storage::{OfferedSeries, Storage};
+use crate::storage::{series_key, OfferedSeries, Storage};
 
 /// The largest body read when `body_size_limit` is 0: a bound on memory per
 /// scrape that no sane exporter reaches.
@@ -104,8 +104,31 @@ pub struct SeriesCache {
 #[derive(Debug)]
 struct ScrapeError(String);
 
+/// A final label set and its series key, computed once per series: with
+/// the key, the store finds a known series without validating and encoding
+/// its labels at every scrape.
+struct FinalLabels {
+    pairs: Vec<(String, String)>,
+    key: Vec<u8>,
+}
+
+impl FinalLabels {
+    /// `pairs` sorted by name. Labels the store would still change (an
+    /// empty value, a duplicate name) give a key that only misses: the
+    /// store then falls back to the labels.
+    fn new(pairs: Vec<(String, String)>) -> FinalLabels {
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut key = Vec::new();
+        series_key::encode(&refs, &mut key);
+        FinalLabels { pairs, key }
+    }
+}
+
 /// A final label set, shared by the cache and the batches that use it.
-type SharedLabels = Arc<[(String, String)]>;
+type SharedLabels = Arc<FinalLabels>;
 
 /// One sample ready to append.
 struct Pending {
@@ -118,11 +141,15 @@ impl OfferedSeries for Pending {
     type Value = String;
 
     fn labels(&self) -> &[(String, String)] {
-        &self.labels
+        &self.labels.pairs
     }
 
     fn samples(&self) -> &[(i64, f64)] {
         &self.sample
+    }
+
+    fn encoded_labels(&self) -> Option<&[u8]> {
+        Some(&self.labels.key)
     }
 }
 
@@ -169,7 +196,7 @@ impl ScrapeLoop {
                 let mut labels = target.labels.clone();
                 labels.push((METRIC_NAME.to_string(), (*name).to_string()));
                 labels.sort();
-                Arc::from(labels)
+                Arc::new(FinalLabels::new(labels))
             })
             .collect();
         ScrapeLoop {
@@ -461,7 +488,7 @@ impl ScrapeLoop {
         labels.retain(|(_, v)| !v.is_empty());
         labels.sort();
         self.check_label_limits(&labels)?;
-        Ok(Some(Arc::from(labels)))
+        Ok(Some(Arc::new(FinalLabels::new(labels))))
     }
 
     fn check_label_limits(&self, labels: &[(String, String)]) -> Result<(), ScrapeError> {
@@ -596,6 +623,20 @@ mod tests {
         list.iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// The key a scrape offers is the store's key of the same series, so
+    /// known series are found by it (the store's own tests cover misses).
+    #[test]
+    fn final_labels_carry_the_stores_key() {
+        let mut scraped = pairs(&[("le", "0.5"), ("__name__", "m_bucket"), ("job", "a")]);
+        scraped.sort();
+        let offered = FinalLabels::new(scraped.clone());
+        let validated = crate::storage::Labels::new(scraped).unwrap();
+        let mut key = Vec::new();
+        series_key::encode(&validated.str_pairs(), &mut key);
+        assert_eq!(offered.key, key);
+        assert_eq!(series_key::decode(&offered.key), validated);
     }
 
     #[test]
