@@ -175,6 +175,10 @@ fn segment_name(number: u64) -> String {
     format!("{number:020}")
 }
 
+fn checkpoint_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{CHECKPOINT_PREFIX}{number:020}"))
+}
+
 fn segment_numbers(dir: &Path) -> Result<(Vec<u64>, Option<u64>), WalError> {
     let mut segments = Vec::new();
     let mut checkpoint = None;
@@ -450,6 +454,14 @@ impl Wal {
         Ok(())
     }
 
+    /// Starts a new segment for a checkpoint; returns the last one it covers.
+    fn start_checkpoint(&self) -> Result<u64, WalError> {
+        let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
+        let number = current.number;
+        self.rotate(&mut current)?;
+        Ok(number)
+    }
+
     /// Syncs the current segment and starts the next one.
     fn rotate(&self, current: &mut Segment) -> Result<(), WalError> {
         let path = self.log.dir.join(segment_name(current.number));
@@ -489,11 +501,7 @@ impl Wal {
             .number;
         let mut stats = ReplayStats::default();
         if let Some(n) = checkpoint {
-            read_records(
-                &dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")),
-                &mut apply,
-                &mut stats,
-            )?;
+            read_records(&checkpoint_path(dir, n), &mut apply, &mut stats)?;
         }
         let old: Vec<u64> = segments
             .into_iter()
@@ -532,12 +540,7 @@ impl Wal {
         keep_series: impl Fn(SeriesRef) -> bool,
         keep: impl Fn(&WalSample) -> bool,
     ) -> Result<u64, WalError> {
-        let upto = {
-            let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
-            let number = current.number;
-            self.rotate(&mut current)?;
-            number
-        };
+        let upto = self.start_checkpoint()?;
         let dir = &self.log.dir;
         let (segments, checkpoint) = segment_numbers(dir)?;
         let mut dropped = 0u64;
@@ -550,11 +553,11 @@ impl Wal {
             .partition(|n| checkpoint.is_some_and(|c| *n <= c));
         let covered: Vec<PathBuf> = covered.iter().map(|n| dir.join(segment_name(*n))).collect();
         let replaced: Vec<PathBuf> = checkpoint
-            .map(|n| dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")))
+            .map(|n| checkpoint_path(dir, n))
             .into_iter()
             .chain(replaced.into_iter().map(|n| dir.join(segment_name(n))))
             .collect();
-        let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
+        let target = checkpoint_path(dir, upto);
         let tmp = target.with_extension("tmp");
         {
             // Streamed in log order, a record's worth of samples at a time:
@@ -621,14 +624,9 @@ impl Wal {
         keep_from: Option<WalPosition>,
         write: impl FnOnce(&HeadCheckpoint) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let upto = {
-            let mut current = self.log.current.lock().unwrap_or_else(|e| e.into_inner());
-            let number = current.number;
-            self.rotate(&mut current)?;
-            number
-        };
+        let upto = self.start_checkpoint()?;
         let dir = &self.log.dir;
-        let target = dir.join(format!("{CHECKPOINT_PREFIX}{upto:020}"));
+        let target = checkpoint_path(dir, upto);
         let tmp = target.with_extension("tmp");
         let file = File::create(&tmp).map_err(io(&tmp))?;
         let checkpoint = HeadCheckpoint {
@@ -656,7 +654,7 @@ impl Wal {
         };
         let stale = previous
             .filter(|n| *n != upto)
-            .map(|n| dir.join(format!("{CHECKPOINT_PREFIX}{n:020}")))
+            .map(|n| checkpoint_path(dir, n))
             .into_iter()
             .chain(
                 segments
