@@ -933,6 +933,24 @@ impl Storage {
     ) -> Result<CloseReport, StorageError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let start = Instant::now();
+        let (series, checkpoint_bytes) = self.checkpoint_head(keep_wal_from)?;
+        self.head
+            .release_chunk_files()
+            .map_err(|e| self.head_chunks_error(e))?;
+        Ok(CloseReport {
+            series,
+            checkpoint_bytes,
+            duration: start.elapsed(),
+        })
+    }
+
+    /// Writes the head as the WAL's checkpoint ([`Wal::checkpoint_head`]),
+    /// keeping the segments from `keep_wal_from` on; returns the series and
+    /// bytes written. The caller holds `compacting`.
+    fn checkpoint_head(
+        &self,
+        keep_wal_from: Option<wal::WalPosition>,
+    ) -> Result<(u64, u64), StorageError> {
         let mut series_written = 0u64;
         let shards: Vec<usize> = (0..head::SHARDS).collect();
         let checkpoint_bytes = self.wal.checkpoint_head(keep_wal_from, |checkpoint| {
@@ -966,14 +984,7 @@ impl Storage {
             }
             Ok::<(), StorageError>(())
         })?;
-        self.head
-            .release_chunk_files()
-            .map_err(|e| self.head_chunks_error(e))?;
-        Ok(CloseReport {
-            series: series_written,
-            checkpoint_bytes,
-            duration: start.elapsed(),
-        })
+        Ok((series_written, checkpoint_bytes))
     }
 
     /// Writes the head's oldest block-range window to a block once the head
@@ -1009,16 +1020,15 @@ impl Storage {
             .drop_before(window_end)
             .map_err(|e| self.head_chunks_error(e))?;
         self.tombstones.trim_head(window_end, &dropped)?;
-        let dropped = self
-            .wal
-            .checkpoint(|series| self.head.contains(series), |s| s.t >= window_end)?;
+        let (checkpoint_series, checkpoint_bytes) = self.checkpoint_head(None)?;
         self.kv.flush()?;
         tracing::info!(
             block = written.as_ref().map(|m| m.id.as_str()),
             window_start,
             window_end,
-            wal_samples_dropped = dropped,
-            "head window written to a block"
+            checkpoint_series,
+            checkpoint_bytes,
+            "head window written to a block; the WAL before it replaced by the head's checkpoint"
         );
         Ok(written)
     }

@@ -13,12 +13,12 @@
 //!
 //! A series record is written while the head holds the lock of the series'
 //! shard, before the series can take samples, so it precedes every batch that
-//! refers to it. A [`Wal::checkpoint`] (after compaction) starts a new
-//! segment, copies the series still in the head and the samples not yet in
-//! blocks of all older segments into `checkpoint.<n>`, and deletes those
-//! segments, so the log stays bounded. At a clean stop,
-//! [`Wal::checkpoint_head`] writes the whole head there instead, in the
-//! blocks' compressed encoding, a fraction of the log's size.
+//! refers to it. A [`Wal::checkpoint_head`] (after compaction, and at a
+//! clean stop) starts a new segment, writes the head (every series still in
+//! it, with the samples not yet in blocks) into `checkpoint.<n>` in the
+//! blocks' compressed encoding, a fraction of the log's size, and deletes
+//! the older segments, so the log stays bounded. Checkpoints of earlier
+//! versions (series and batch records) are still read.
 //!
 //! Segment and checkpoint files are sequences of records: payload length
 //! (u32 LE), CRC32 of the payload (u32 LE), payload. A batch payload is
@@ -73,8 +73,6 @@ const HEAD_ZSTD_LEVEL: i32 = 9;
 const HEAD_RECORD_BYTES: usize = 1 << 20;
 const HEADER: usize = 8;
 const CHECKPOINT_PREFIX: &str = "checkpoint.";
-/// Samples per record in a checkpoint.
-const CHECKPOINT_RECORD_SAMPLES: usize = 10_000;
 /// A record claiming more than this is corrupt (batches are far smaller).
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
@@ -528,88 +526,6 @@ impl Wal {
             }
         }
         Ok(stats)
-    }
-
-    /// Starts a new segment, then rewrites the checkpoint and every older
-    /// segment into a new checkpoint holding only the series `keep_series`
-    /// accepts (those still in the head) and the samples `keep` accepts
-    /// (those not yet in blocks), and deletes what it replaces. Returns how
-    /// many samples were dropped.
-    pub fn checkpoint(
-        &self,
-        keep_series: impl Fn(SeriesRef) -> bool,
-        keep: impl Fn(&WalSample) -> bool,
-    ) -> Result<u64, WalError> {
-        let upto = self.start_checkpoint()?;
-        let dir = &self.log.dir;
-        let (segments, checkpoint) = segment_numbers(dir)?;
-        let mut dropped = 0u64;
-        let mut stats = ReplayStats::default();
-        // Segments the last checkpoint covers but kept for log readers
-        // ([`Wal::checkpoint_head`]) are not read again, only deleted.
-        let (covered, replaced): (Vec<u64>, Vec<u64>) = segments
-            .into_iter()
-            .filter(|n| *n <= upto)
-            .partition(|n| checkpoint.is_some_and(|c| *n <= c));
-        let covered: Vec<PathBuf> = covered.iter().map(|n| dir.join(segment_name(*n))).collect();
-        let replaced: Vec<PathBuf> = checkpoint
-            .map(|n| checkpoint_path(dir, n))
-            .into_iter()
-            .chain(replaced.into_iter().map(|n| dir.join(segment_name(n))))
-            .collect();
-        let target = checkpoint_path(dir, upto);
-        let tmp = target.with_extension("tmp");
-        {
-            // Streamed in log order, a record's worth of samples at a time:
-            // the kept samples are nearly the whole log, far more than
-            // memory should hold. A series record still precedes the
-            // samples of its series, as it did in the log.
-            let mut file = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
-            let mut pending: Vec<WalSample> = Vec::with_capacity(CHECKPOINT_RECORD_SAMPLES);
-            let mut failure = None;
-            let mut write = |record: Vec<u8>| {
-                if failure.is_none() {
-                    failure = file.write_all(&record).err();
-                }
-            };
-            for path in &replaced {
-                read_records(
-                    path,
-                    &mut |entry| match entry {
-                        WalEntry::Series(r, labels) => {
-                            if keep_series(r) {
-                                write(series_record(r, &labels.str_pairs()));
-                            }
-                        }
-                        WalEntry::Sample(s) if keep(&s) => {
-                            pending.push(s);
-                            if pending.len() == CHECKPOINT_RECORD_SAMPLES {
-                                write(batch_record(&pending, self.compress));
-                                pending.clear();
-                            }
-                        }
-                        WalEntry::Sample(_) => dropped += 1,
-                    },
-                    &mut stats,
-                )?;
-            }
-            if !pending.is_empty() {
-                write(batch_record(&pending, self.compress));
-            }
-            if let Some(e) = failure {
-                return Err(io(&tmp)(e));
-            }
-            file.into_inner()
-                .map_err(|e| io(&tmp)(e.into_error()))?
-                .sync_all()
-                .map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &target).map_err(io(&target))?;
-        sync_dir(dir)?;
-        for path in replaced.iter().chain(&covered).filter(|p| **p != target) {
-            fs::remove_file(path).map_err(io(path))?;
-        }
-        Ok(dropped)
     }
 
     /// Starts a new segment and replaces the checkpoint and every older
@@ -1215,29 +1131,36 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_keeps_only_what_is_asked_and_later_records() {
+    fn a_head_checkpoint_replaces_the_log_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), true).unwrap();
-        wal.log_series(1, &[("__name__", "kept")]).unwrap();
-        wal.log_series(2, &[("__name__", "gone")]).unwrap();
-        for _ in 0..3 {
-            wal.log_samples(&samples(10)).unwrap();
-        }
-        let boundary = 1_700_000_000_000 + 5 * 15_000;
-        let dropped = wal.checkpoint(|r| r == 1, |s| s.t >= boundary).unwrap();
-        assert_eq!(dropped, 15);
+        wal.log_series(1, &[("__name__", "gone")]).unwrap();
+        wal.log_samples(&samples(10)).unwrap();
+        let kept: Vec<(i64, f64)> = (0..3).map(|i| (i * 1000, i as f64 + 0.5)).collect();
+        let mut chunk = Vec::new();
+        columnar::encode(&kept, &mut chunk).unwrap();
+        let bytes = wal
+            .checkpoint_head(None, |checkpoint| {
+                checkpoint.write(|records| records.series(7, &[("__name__", "kept")], &[&chunk]))
+            })
+            .unwrap();
+        assert!(bytes > 0);
         wal.log_samples(&samples(2)).unwrap();
         wal.commit_blocking().unwrap();
         drop(wal);
         let wal = Wal::open(dir.path(), true).unwrap();
-        let (read, _) = replayed(&wal);
-        assert_eq!(read.len(), 17);
-        assert!(read[..15].iter().all(|s| s.t >= boundary));
-        assert_eq!(replayed_series(&wal), vec![(1, "kept{}".to_string())]);
-        assert_eq!(wal.checkpoint(|_| false, |_| false).unwrap(), 17);
+        assert_eq!(replayed_series(&wal), vec![(7, "kept{}".to_string())]);
+        let (read, stats) = replayed(&wal);
+        assert_eq!((stats.series, stats.samples), (1, 5));
+        let from_checkpoint: Vec<(i64, f64)> = read[..3].iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(from_checkpoint, kept);
+        assert!(read[..3].iter().all(|s| s.series == 7));
+        assert_eq!(&read[3..], &samples(2)[..]);
+        // An empty checkpoint leaves nothing.
+        wal.checkpoint_head(None, |_| Ok::<(), WalError>(()))
+            .unwrap();
         assert!(replayed_series(&wal).is_empty());
-        let (read, _) = replayed(&wal);
-        assert!(read.is_empty());
+        assert!(replayed(&wal).0.is_empty());
     }
 
     #[test]
@@ -1280,7 +1203,8 @@ mod tests {
         assert_eq!(out, samples(2));
 
         // Segments folded into a checkpoint are skipped and counted.
-        wal.checkpoint(|_| true, |_| true).unwrap();
+        wal.checkpoint_head(None, |_| Ok::<(), WalError>(()))
+            .unwrap();
         wal.log_samples(&samples(1)).unwrap();
         wal.commit_blocking().unwrap();
         let mut tail = wal.tail(start);
