@@ -261,7 +261,7 @@ fn main() {
     let all_bytes = dir_bytes(dir_one.path());
     println!("compaction:                      {blocks} block(s) in {compaction:.1?}");
     println!("bytes/sample in blocks:          {:>12.3}   (Prometheus 2.42: 2.40 → ratio {:.2}; VictoriaMetrics 1.79: 1.39 → ratio {:.2}; goal ≤ 1.0)", block_bytes as f64 / block_samples.max(1) as f64, block_bytes as f64 / block_samples.max(1) as f64 / 2.40, block_bytes as f64 / block_samples.max(1) as f64 / 1.39);
-    println!("bytes/sample, whole store dir:   {:>12.3}   ({all_bytes} bytes for {total_stored} samples; the head's last window is still in the WAL)", all_bytes as f64 / total_stored as f64);
+    println!("bytes/sample, whole store dir:   {:>12.3}   ({all_bytes} bytes for {total_stored} samples; the head's windows are in its checkpoint and chunk files)", all_bytes as f64 / total_stored as f64);
 
     // Selects over 1 h (blocks + head).
     let end = T0 + hours * HOUR_STEPS * INTERVAL_MS;
