@@ -238,27 +238,43 @@ impl RemoteWriteManager {
     /// Stops every queue, each saving its cursor, and waits for them;
     /// returns the oldest saved cursor: the WAL must keep what follows it.
     pub async fn stop(&self) -> Option<WalPosition> {
-        let queues = match self.queues.lock() {
+        let mut queues = match self.queues.lock() {
             Ok(mut queues) => std::mem::take(&mut *queues),
             Err(_) => return None,
         };
         for handle in queues.values() {
             handle.stop.send_replace(true);
         }
+        for handle in queues.values_mut() {
+            let _ = (&mut handle.task).await;
+        }
+        self.oldest_of(queues.keys())
+    }
+
+    /// The oldest saved cursor of the running queues: the WAL must keep
+    /// what follows it.
+    pub fn oldest_cursor(&self) -> Option<WalPosition> {
+        let names: Vec<String> = match self.queues.lock() {
+            Ok(queues) => queues.keys().cloned().collect(),
+            // Unknown: the WAL keeps everything.
+            Err(_) => return Some(WalPosition::default()),
+        };
+        self.oldest_of(names.iter())
+    }
+
+    fn oldest_of<'n>(&self, names: impl Iterator<Item = &'n String>) -> Option<WalPosition> {
         let mut oldest: Option<WalPosition> = None;
-        for (name, handle) in queues {
-            let _ = handle.task.await;
-            match self.cursors.get::<WalPosition>(name.as_bytes()) {
-                Ok(Some(cursor)) => oldest = Some(oldest.map_or(cursor, |o| o.min(cursor))),
-                Ok(None) => {}
-                Err(e) => {
+        for name in names {
+            let cursor = self
+                .cursors
+                .get::<WalPosition>(name.as_bytes())
+                .unwrap_or_else(|e| {
                     // Unknown: the WAL keeps everything.
                     tracing::error!(queue = %name, error = %e, "cannot read the remote-write cursor");
-                    oldest = Some(WalPosition {
-                        segment: 0,
-                        offset: 0,
-                    });
-                }
+                    Some(WalPosition::default())
+                });
+            if let Some(cursor) = cursor {
+                oldest = Some(oldest.map_or(cursor, |o| o.min(cursor)));
             }
         }
         oldest

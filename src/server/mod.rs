@@ -240,7 +240,11 @@ impl Server {
             let interval = self.refresh_interval;
             tokio::spawn(async move { fleet.run_background(interval, shutdown).await })
         };
-        let compaction = tokio::spawn(run_compaction(self.storage.clone(), shutdown.clone()));
+        let compaction = tokio::spawn(run_compaction(
+            self.storage.clone(),
+            self.remote.clone(),
+            shutdown.clone(),
+        ));
         self.reloader.apply_current();
         let scraping = {
             let scrape = self.scrape.clone();
@@ -322,9 +326,15 @@ async fn close_store(storage: Arc<Storage>, unsent: Option<crate::storage::wal::
 /// How often the store checks whether a head window is ready to become a block.
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Writes head windows to blocks, merges blocks and applies retention, every
-/// [`COMPACTION_INTERVAL`] until shutdown.
-async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown) {
+/// Writes head windows to blocks, merges blocks, applies retention and
+/// replaces a grown WAL with the head's checkpoint (keeping what the
+/// remote-write queues have not sent), every [`COMPACTION_INTERVAL`] until
+/// shutdown.
+async fn run_compaction(
+    storage: Arc<Storage>,
+    remote: Arc<RemoteWriteManager>,
+    mut shutdown: shutdown::Shutdown,
+) {
     let mut ticker = tokio::time::interval(COMPACTION_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -332,7 +342,7 @@ async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown)
             _ = ticker.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let storage = storage.clone();
+        let (storage, remote) = (storage.clone(), remote.clone());
         // Several windows may be due after a long downtime: write them all.
         let done = tokio::task::spawn_blocking(move || {
             match storage.maintain() {
@@ -341,6 +351,20 @@ async fn run_compaction(storage: Arc<Storage>, mut shutdown: shutdown::Shutdown)
                 Ok(_) => crate::memory::return_free_memory(),
                 Err(e) => {
                     tracing::error!(error = %e, "store maintenance failed; the data stays where it was");
+                }
+            }
+            match storage.checkpoint_if_log_grew(remote.oldest_cursor()) {
+                Ok(None) => {}
+                Ok(Some((series, bytes))) => {
+                    tracing::info!(
+                        series,
+                        bytes,
+                        "the WAL grew: the head's checkpoint replaces it"
+                    );
+                    crate::memory::return_free_memory();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot checkpoint the WAL; it stays as it was");
                 }
             }
         });

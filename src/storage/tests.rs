@@ -1155,3 +1155,46 @@ fn a_stop_keeps_the_log_a_queue_has_not_sent() {
     let wal_files = std::fs::read_dir(dir.path().join(wal::WAL_DIR)).unwrap();
     assert_eq!(wal_files.count(), 2, "the checkpoint and the new segment");
 }
+
+/// Between compactions, a log past its bound is replaced by the head's
+/// checkpoint, keeping what a queue has not sent; a smaller one stays.
+#[test]
+fn a_grown_log_is_replaced_by_the_heads_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let options = StorageOptions {
+        wal_checkpoint_bytes: 2 * 1024,
+        ..StorageOptions::default()
+    };
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), options.clone()).unwrap();
+    storage
+        .append_blocking(&[series(
+            &[("__name__", "m"), ("i", "first")],
+            &[(start, 1.0)],
+        )])
+        .unwrap();
+    assert_eq!(storage.checkpoint_if_log_grew(None).unwrap(), None);
+    let unsent = storage.wal_durable_position();
+    fill(&storage, 20, start, 1);
+    let before = everything_bits(&storage);
+    let (series, bytes) = storage
+        .checkpoint_if_log_grew(Some(unsent))
+        .unwrap()
+        .expect("past the bound");
+    assert!(series == 21 && bytes > 0);
+    assert_eq!(storage.wal.bytes_since_checkpoint().unwrap(), 0);
+    assert_eq!(storage.checkpoint_if_log_grew(None).unwrap(), None);
+    // The head still reads, and the queue's samples are still there.
+    assert_eq!(everything_bits(&storage), before);
+    let mut read = Vec::new();
+    let done = storage
+        .wal_tail(unsent)
+        .read(storage.wal_durable_position(), usize::MAX, &mut read)
+        .unwrap();
+    assert_eq!((read.len(), done.skipped_segments), (20 * 240, 0));
+    drop(storage);
+    let (storage, replay) = Storage::open(&kv, dir.path(), options).unwrap();
+    assert_eq!((replay.samples, replay.late_samples), (20 * 240 + 1, 0));
+    assert_eq!(everything_bits(&storage), before);
+}

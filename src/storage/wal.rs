@@ -153,7 +153,16 @@ struct Log {
 /// A place in the log: a segment and a byte offset in it, at a record
 /// boundary. Positions order as the log does.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct WalPosition {
     /// The segment's number.
@@ -596,6 +605,17 @@ impl Wal {
             position: from,
             file: None,
         }
+    }
+
+    /// Bytes of the segments after the checkpoint: what replay reads.
+    pub fn bytes_since_checkpoint(&self) -> Result<u64, WalError> {
+        let (segments, checkpoint) = segment_numbers(&self.log.dir)?;
+        Ok(segments
+            .into_iter()
+            .filter(|n| checkpoint.is_none_or(|c| *n > c))
+            .filter_map(|n| fs::metadata(self.log.dir.join(segment_name(n))).ok())
+            .map(|m| m.len())
+            .sum())
     }
 
     /// Bytes of the WAL's files.
