@@ -623,31 +623,23 @@ impl Head {
         };
         {
             let mut index = write(&self.postings);
-            match restoring {
+            let add: fn(&mut Vec<SeriesRef>, SeriesRef) = match restoring {
                 Restoring::Yes => {
-                    for &(n, v) in interned.iter() {
-                        index
-                            .by_label
-                            .entry(n)
-                            .or_default()
-                            .entry(v)
-                            .or_default()
-                            .push(series);
-                    }
-                    index.all.push(series);
                     index.unsorted = true;
+                    Vec::push
                 }
                 Restoring::No => {
                     index.sort();
-                    for &(n, v) in interned.iter() {
-                        postings::insert_sorted(
-                            index.by_label.entry(n).or_default().entry(v).or_default(),
-                            series,
-                        );
-                    }
-                    postings::insert_sorted(&mut index.all, series);
+                    postings::insert_sorted
                 }
+            };
+            for &(n, v) in interned.iter() {
+                add(
+                    index.by_label.entry(n).or_default().entry(v).or_default(),
+                    series,
+                );
             }
+            add(&mut index.all, series);
         }
         shard.add(
             hash,

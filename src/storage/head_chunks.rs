@@ -237,9 +237,7 @@ impl HeadChunkFiles {
         inner.in_memory.clear();
         inner.pending.clear();
         inner.current = None;
-        let ids: Vec<u32> = inner.segments.keys().copied().collect();
-        for id in ids {
-            inner.segments.remove(&id);
+        for id in std::mem::take(&mut inner.segments).into_keys() {
             std::fs::remove_file(self.path_of(id))?;
         }
         Ok(())

@@ -647,7 +647,6 @@ pub struct HeadCheckpoint {
 pub struct HeadRecords<'c> {
     checkpoint: &'c HeadCheckpoint,
     pending: Vec<u8>,
-    entries: u64,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -660,7 +659,6 @@ impl HeadCheckpoint {
         let mut records = HeadRecords {
             checkpoint: self,
             pending: Vec::with_capacity(HEAD_RECORD_BYTES + HEAD_RECORD_BYTES / 4),
-            entries: 0,
             compressor: zstd::bulk::Compressor::new(HEAD_ZSTD_LEVEL).map_err(io(&self.path))?,
         };
         fill(&mut records)?;
@@ -700,7 +698,6 @@ impl HeadRecords<'_> {
             put_uvarint(&mut self.pending, chunk.len() as u64);
             self.pending.extend_from_slice(chunk);
         }
-        self.entries += 1;
         if self.pending.len() >= HEAD_RECORD_BYTES {
             self.flush()?;
         }
@@ -708,7 +705,7 @@ impl HeadRecords<'_> {
     }
 
     fn flush(&mut self) -> Result<(), WalError> {
-        if self.entries == 0 {
+        if self.pending.is_empty() {
             return Ok(());
         }
         let path = &self.checkpoint.path;
@@ -725,7 +722,6 @@ impl HeadRecords<'_> {
             .write_all(&frame(record))
             .map_err(io(path))?;
         self.pending.clear();
-        self.entries = 0;
         Ok(())
     }
 }
@@ -906,14 +902,7 @@ fn decode_record(
     match reader.byte()? {
         BATCH => stats.samples += decode_batch(reader, apply)?,
         BATCH_COLUMNS => {
-            let len = reader.uvarint()? as usize;
-            if len > MAX_RECORD {
-                return Err(Corrupt);
-            }
-            let columns = zstd::bulk::decompress(reader.rest(), len).map_err(|_| Corrupt)?;
-            if columns.len() != len {
-                return Err(Corrupt);
-            }
+            let columns = decompressed(reader)?;
             let samples = decode_columns(Reader::new(&columns))?;
             stats.samples += samples.len() as u64;
             samples.into_iter().for_each(|s| apply(WalEntry::Sample(s)));
@@ -924,20 +913,24 @@ fn decode_record(
             stats.series += 1;
             apply(WalEntry::Series(series, labels));
         }
-        HEAD_SERIES => {
-            let len = reader.uvarint()? as usize;
-            if len > MAX_RECORD {
-                return Err(Corrupt);
-            }
-            let entries = zstd::bulk::decompress(reader.rest(), len).map_err(|_| Corrupt)?;
-            if entries.len() != len {
-                return Err(Corrupt);
-            }
-            decode_head_series(Reader::new(&entries), apply, stats)?;
-        }
+        HEAD_SERIES => decode_head_series(Reader::new(&decompressed(reader)?), apply, stats)?,
         _ => return Err(Corrupt),
     }
     Ok(())
+}
+
+/// The rest of a compressed record: its uncompressed length (uvarint),
+/// then one zstd frame of exactly that many bytes.
+fn decompressed(mut reader: Reader<'_>) -> Result<Vec<u8>, Corrupt> {
+    let len = reader.uvarint()? as usize;
+    if len > MAX_RECORD {
+        return Err(Corrupt);
+    }
+    let bytes = zstd::bulk::decompress(reader.rest(), len).map_err(|_| Corrupt)?;
+    if bytes.len() != len {
+        return Err(Corrupt);
+    }
+    Ok(bytes)
 }
 
 fn decode_batch(mut reader: Reader<'_>, apply: &mut impl FnMut(WalEntry)) -> Result<u64, Corrupt> {
@@ -985,9 +978,11 @@ fn decode_head_series(
 ) -> Result<(), Corrupt> {
     let mut entries = Vec::new();
     let mut samples = Vec::new();
+    let mut series_count = 0;
     while !reader.is_empty() {
         let series = reader.uvarint()?;
         entries.push(WalEntry::Series(series, read_labels(&mut reader)?));
+        series_count += 1;
         let chunks = reader.uvarint()?;
         for _ in 0..chunks {
             let len = usize::try_from(reader.uvarint()?).map_err(|_| Corrupt)?;
@@ -1000,13 +995,9 @@ fn decode_head_series(
             );
         }
     }
-    for entry in entries {
-        match &entry {
-            WalEntry::Series(..) => stats.series += 1,
-            WalEntry::Sample(_) => stats.samples += 1,
-        }
-        apply(entry);
-    }
+    stats.series += series_count;
+    stats.samples += entries.len() as u64 - series_count;
+    entries.into_iter().for_each(apply);
     Ok(())
 }
 
