@@ -4,7 +4,7 @@
 //! times over one growing store. In every other round the child also stops
 //! the store (`Storage::close`, the head's checkpoint in place of the log)
 //! at a random moment while its appends go on, so kills land before, during
-//! and after that.
+//! and after that (in half of those rounds, always after it).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -150,19 +150,30 @@ fn acknowledged_samples_survive_kill_9() {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (first_ack, acked) = std::sync::mpsc::channel();
+        let (close_done, closed) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.starts_with("ack ") {
                     let _ = first_ack.send(());
                 }
+                if line == "closed" {
+                    let _ = close_done.send(());
+                }
                 lines.push(line);
             }
             lines
         });
-        // Kill at a random moment: one round in five during start-up and WAL
-        // replay, the others while batches are being appended.
-        if rng.gen_bool(0.8) {
+        if round % 4 == 1 {
+            // Half the closing rounds kill only after the close, so that a
+            // close followed by more appends is always tested; the others
+            // kill at a random moment, during the close or not.
+            closed
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the child never closed the store");
+        } else if rng.gen_bool(0.8) {
+            // Kill at a random moment: one round in five during start-up and
+            // WAL replay, the others while batches are being appended.
             acked
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the child never acknowledged anything");
