@@ -5,6 +5,8 @@
 //! they are installed, one after another, each on a fresh directory.
 //!
 //! `cargo bench --bench ingest -- [--series 100000] [--minutes 120] [--only NAME]`
+//! (`FLEETMON_BIN=path` runs another fleetmon build, to compare two builds
+//! in interleaved runs on a noisy machine).
 //!
 //! For each server: samples/s, server CPU seconds per million samples (from
 //! `/proc/<pid>/stat`), peak and settled RSS per active series, and bytes
@@ -49,9 +51,11 @@ impl Drop for Target {
 
 fn start(name: &'static str, dir: &Path) -> Option<Target> {
     let port = free_port();
+    let fleetmon =
+        std::env::var("FLEETMON_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetmon").into());
     let (program, args, path, auth): (&str, Vec<String>, &str, _) = match name {
         "fleetmon" => (
-            env!("CARGO_BIN_EXE_fleetmon"),
+            &fleetmon,
             vec![
                 format!("--web.listen-address=127.0.0.1:{port}"),
                 format!("--storage.path={}", dir.display()),

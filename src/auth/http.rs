@@ -115,11 +115,16 @@ pub async fn gate(State(gate): State<Gate>, mut request: Request, next: Next) ->
         });
         return next.run(request).await;
     }
-    let auth = gate.auth.clone();
-    // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
-    let checked = tokio::task::spawn_blocking(move || auth.authenticate(header.as_deref(), client))
-        .await
-        .unwrap_or(Err(AuthError::Invalid("authentication was interrupted")));
+    let checked = match gate.auth.authenticate_cheaply(header.as_deref(), client) {
+        Some(checked) => checked,
+        None => {
+            let auth = gate.auth.clone();
+            // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
+            tokio::task::spawn_blocking(move || auth.authenticate(header.as_deref(), client))
+                .await
+                .unwrap_or(Err(AuthError::Invalid("authentication was interrupted")))
+        }
+    };
     let principal: Principal = match checked {
         Ok(p) => p,
         Err(e) => return (gate.reject)(Rejection::Unauthenticated(e)),

@@ -198,17 +198,44 @@ impl Auth {
         authorization: Option<&str>,
         client: IpAddr,
     ) -> Result<Principal, AuthError> {
-        let header = authorization.ok_or(AuthError::Missing)?;
+        // Allowed to hash, `check` always answers.
+        self.check(authorization, client, true)
+            .unwrap_or(Err(AuthError::Invalid("invalid user name or password")))
+    }
+
+    /// [`Auth::authenticate`] when it can answer without hashing a password
+    /// (a token, basic credentials verified recently, a malformed header);
+    /// `None` when only a password check, tens of milliseconds of CPU, can
+    /// tell. Request handlers call it inline and run `authenticate` on a
+    /// blocking thread only when it returns `None`.
+    pub fn authenticate_cheaply(
+        &self,
+        authorization: Option<&str>,
+        client: IpAddr,
+    ) -> Option<Result<Principal, AuthError>> {
+        self.check(authorization, client, false)
+    }
+
+    /// `None` only when the answer needs a password hashed and `hash` is false.
+    fn check(
+        &self,
+        authorization: Option<&str>,
+        client: IpAddr,
+        hash: bool,
+    ) -> Option<Result<Principal, AuthError>> {
+        let Some(header) = authorization else {
+            return Some(Err(AuthError::Missing));
+        };
         let now = Instant::now();
-        self.failures
-            .check(client, now)
-            .map_err(AuthError::RateLimited)?;
+        if let Err(retry) = self.failures.check(client, now) {
+            return Some(Err(AuthError::RateLimited(retry)));
+        }
         let result = match header.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
                 self.check_token(rest.trim())
             }
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                self.check_basic(rest.trim(), now)
+                self.check_basic(rest.trim(), now, hash)?
             }
             _ => Err(AuthError::Invalid(
                 "unsupported Authorization scheme; use Bearer or Basic",
@@ -217,27 +244,45 @@ impl Auth {
         if matches!(result, Err(AuthError::Invalid(_))) {
             self.failures.record_failure(client, now);
         }
-        result
+        Some(result)
     }
 
-    fn check_basic(&self, encoded: &str, now: Instant) -> Result<Principal, AuthError> {
-        let invalid = AuthError::Invalid("invalid user name or password");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| AuthError::Invalid("malformed basic credentials"))?;
-        let text = String::from_utf8(decoded)
-            .map_err(|_| AuthError::Invalid("malformed basic credentials"))?;
-        let (user, password) = text
-            .split_once(':')
-            .ok_or(AuthError::Invalid("malformed basic credentials"))?;
+    /// `None` when the password must be hashed and `hash` is false.
+    fn check_basic(
+        &self,
+        encoded: &str,
+        now: Instant,
+        hash: bool,
+    ) -> Option<Result<Principal, AuthError>> {
+        let malformed = || Some(Err(AuthError::Invalid("malformed basic credentials")));
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+            return malformed();
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return malformed();
+        };
+        let Some((user, password)) = text.split_once(':') else {
+            return malformed();
+        };
         let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         if let Some(principal) = self.remembered(&digest, now) {
-            return Ok(principal);
+            return Some(Ok(principal));
         }
         // A token may also be sent as the basic-auth password (any user name).
         if password.starts_with(TOKEN_PREFIX) {
-            return self.check_token(password);
+            return Some(self.check_token(password));
         }
+        hash.then(|| self.check_password(user, password, digest, now))
+    }
+
+    fn check_password(
+        &self,
+        user: &str,
+        password: &str,
+        digest: [u8; 32],
+        now: Instant,
+    ) -> Result<Principal, AuthError> {
+        let invalid = AuthError::Invalid("invalid user name or password");
         let Some(account) = self.users.get::<Account>(user.as_bytes())? else {
             // Spend the time a real check would, so user names cannot be probed by timing.
             let _ = verify_password(password, DUMMY_HASH.as_str());
@@ -432,6 +477,36 @@ mod tests {
         assert!(auth
             .authenticate(Some(&basic("admin", &generated)), CLIENT)
             .is_ok());
+    }
+
+    #[test]
+    fn only_an_unverified_password_needs_the_slow_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Auth::new(&Kv::open(dir.path()).unwrap()).unwrap();
+        auth.ensure_admin(Some("s3cret-pass")).unwrap();
+        let (_, token) = auth
+            .create_token("grafana", Role::Viewer, "user:admin")
+            .unwrap();
+        let right = basic("admin", "s3cret-pass");
+        let wrong = basic("admin", "not-it");
+        assert!(auth.authenticate_cheaply(Some(&right), CLIENT).is_none());
+        assert!(auth.authenticate_cheaply(Some(&wrong), CLIENT).is_none());
+        assert_eq!(
+            auth.authenticate(Some(&right), CLIENT).unwrap().role,
+            Role::Admin
+        );
+        // Verified once, the same credentials pass without hashing; others do not.
+        let again = auth.authenticate_cheaply(Some(&right), CLIENT);
+        assert_eq!(again.unwrap().unwrap().role, Role::Admin);
+        assert!(auth.authenticate_cheaply(Some(&wrong), CLIENT).is_none());
+        let bearer = auth.authenticate_cheaply(Some(&format!("Bearer {token}")), CLIENT);
+        assert_eq!(bearer.unwrap().unwrap().name, "token:grafana");
+        for bad in [None, Some("Basic %%%"), Some("Digest x")] {
+            assert!(
+                matches!(auth.authenticate_cheaply(bad, CLIENT), Some(Err(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -765,6 +765,11 @@ impl Head {
                 step.checked_sub(behind)
                     .and_then(|i| Some((i, &batch.items[*items.get(i)? as usize])))
             };
+            // The batch's items are visited in shard order, not in the
+            // order they were prepared in, so their records are fetched too.
+            if let Some(&ahead) = items.get(step + PIPELINE_LEAD) {
+                prefetch(batch.items.as_ptr().wrapping_add(ahead as usize));
+            }
             if let Some((_, item)) = at(0) {
                 shard.by_labels.prefetch(item.hash);
             }
@@ -775,7 +780,10 @@ impl Head {
                 }
                 found[i % PIPELINE_RING] = slot;
             }
-            if let Some((i, _)) = at(2 * PIPELINE_LEAD) {
+            if let Some((i, item)) = at(2 * PIPELINE_LEAD) {
+                // Both keys are compared at the last stage.
+                let key = batch.key(item);
+                prefetch_bytes(key.as_ptr(), key.len());
                 if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
                     prefetch_bytes(s.key.as_ptr(), s.key.len());
                     let open = s.open.bytes();

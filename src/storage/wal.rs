@@ -133,7 +133,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
 }
 
 struct Segment {
-    file: File,
+    /// Shared so that a committer syncs it outside the lock on the segment.
+    file: Arc<File>,
     number: u64,
     size: u64,
 }
@@ -221,7 +222,7 @@ fn create_segment(dir: &Path, number: u64) -> Result<Segment, WalError> {
         .map_err(io(&path))?;
     sync_dir(dir)?;
     Ok(Segment {
-        file,
+        file: Arc::new(file),
         number,
         size: 0,
     })
@@ -455,7 +456,7 @@ impl Wal {
             self.rotate(&mut current)?;
         }
         let path = self.log.dir.join(segment_name(current.number));
-        current.file.write_all(record).map_err(io(&path))?;
+        (&*current.file).write_all(record).map_err(io(&path))?;
         current.size += record.len() as u64;
         self.log.written.fetch_add(1, Ordering::Release);
         Ok(())
@@ -743,7 +744,7 @@ fn sync_log(log: &Log) -> Result<(), WalError> {
             segment: current.number,
             offset: current.size,
         };
-        (current.file.try_clone().map_err(io(&path))?, path, end)
+        (current.file.clone(), path, end)
     };
     file.sync_data().map_err(io(&path))?;
     *synced = covered;
