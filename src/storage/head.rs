@@ -143,14 +143,19 @@ pub struct PreparedBatch<'a> {
     keys: Vec<u8>,
 }
 
+/// One series of a batch: 64 bytes, one cache line, since the append
+/// visits them in shard order rather than in order.
 struct PreparedSeries<'a> {
     hash: u64,
     key: PreparedKey<'a>,
+    /// Its samples, here rather than looked up by `index` in the caller's
+    /// batch: that would be one more cache miss per series.
+    samples: &'a [(i64, f64)],
     /// Its pairs, `pairs[pairs.start..pairs.end]`, sorted by name; `None`
     /// for a hint.
-    pairs: Option<std::ops::Range<usize>>,
+    pairs: Option<std::ops::Range<u32>>,
     /// Its position in the caller's batch.
-    index: usize,
+    index: u32,
 }
 
 enum PreparedKey<'a> {
@@ -171,11 +176,13 @@ impl<'a> PreparedBatch<'a> {
     }
 
     /// Validates the labels of the caller's series at `index` (as
-    /// [`Labels::new`] does) and adds it; an invalid set is not added.
+    /// [`Labels::new`] does) and adds it with its samples; an invalid set is
+    /// not added.
     pub fn push<N: AsRef<str>, V: AsRef<str>>(
         &mut self,
         index: usize,
         labels: &'a [(N, V)],
+        samples: &'a [(i64, f64)],
     ) -> Result<(), LabelError> {
         let pairs_start = self.pairs.len();
         push_validated(labels, &mut self.pairs)?;
@@ -184,8 +191,9 @@ impl<'a> PreparedBatch<'a> {
         self.items.push(PreparedSeries {
             hash: series_key::hash(&self.keys[key_start..]),
             key: PreparedKey::Encoded(key_start..self.keys.len()),
-            pairs: Some(pairs_start..self.pairs.len()),
-            index,
+            samples,
+            pairs: Some(narrow(pairs_start)..narrow(self.pairs.len())),
+            index: narrow(index),
         });
         Ok(())
     }
@@ -194,12 +202,13 @@ impl<'a> PreparedBatch<'a> {
     /// (labels as a remote-write sender encoded them). If no series has
     /// that key, [`Head::append_batch`] hands `index` back as missed, for
     /// the caller to [`PreparedBatch::push`] its labels.
-    pub fn push_hint(&mut self, index: usize, key: &'a [u8]) {
+    pub fn push_hint(&mut self, index: usize, key: &'a [u8], samples: &'a [(i64, f64)]) {
         self.items.push(PreparedSeries {
             hash: series_key::hash(key),
             key: PreparedKey::Hint(key),
+            samples,
             pairs: None,
-            index,
+            index: narrow(index),
         });
     }
 
@@ -211,8 +220,15 @@ impl<'a> PreparedBatch<'a> {
     }
 
     fn pairs(&self, item: &PreparedSeries<'a>) -> Option<&[(&'a str, &'a str)]> {
-        self.pairs.get(item.pairs.clone()?)
+        let range = item.pairs.clone()?;
+        self.pairs.get(range.start as usize..range.end as usize)
     }
+}
+
+/// A batch position or pair count as stored in [`PreparedSeries`]; batches
+/// are bounded far below 4 G series and labels (request size limits).
+fn narrow(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// What [`Head::append_batch`] did beyond storing samples.
@@ -655,8 +671,7 @@ impl Head {
     }
 
     /// Offers the samples of every series of `batch` to the head, creating
-    /// the series that are new; `samples(index)` gives the samples of the
-    /// caller's series at `index`, and `outcome` hears what became of each
+    /// the series that are new; `outcome` hears what became of each
     /// sample (with the series' key and ref). `min_valid_t` is the oldest
     /// time the head accepts. A new series is first handed to `log_new`
     /// (the WAL), under its shard's lock, so that it is logged before any
@@ -669,10 +684,9 @@ impl Head {
     /// of one is fetched, then the slab entry of the next, then the labels
     /// and open chunk of the next — so the cache misses of several series
     /// overlap instead of each series waiting for its own in turn.
-    pub fn append_batch<'s, E>(
+    pub fn append_batch<E>(
         &self,
         batch: &PreparedBatch<'_>,
-        samples: impl Fn(usize) -> &'s [(i64, f64)],
         min_valid_t: i64,
         mut log_new: impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
         mut outcome: impl FnMut(&[u8], SeriesRef, i64, f64, Outcome),
@@ -703,7 +717,6 @@ impl Head {
                     shard_index,
                     batch,
                     items,
-                    &samples,
                     min_valid_t,
                     &mut log_new,
                     &mut outcome,
@@ -743,13 +756,12 @@ impl Head {
     /// [`Head::append_batch`] for the `items` of one shard, whose lock the
     /// caller holds; adds what it created and missed to `done`.
     #[allow(clippy::too_many_arguments)] // the batch append's state, passed down once per shard
-    fn append_to_shard<'s, E>(
+    fn append_to_shard<E>(
         &self,
         shard: &mut Shard,
         shard_index: usize,
         batch: &PreparedBatch<'_>,
         items: &[u32],
-        samples: &impl Fn(usize) -> &'s [(i64, f64)],
         min_valid_t: i64,
         log_new: &mut impl FnMut(SeriesRef, &[(&str, &str)]) -> Result<(), E>,
         outcome: &mut impl FnMut(&[u8], SeriesRef, i64, f64, Outcome),
@@ -784,6 +796,7 @@ impl Head {
                 // Both keys are compared at the last stage.
                 let key = batch.key(item);
                 prefetch_bytes(key.as_ptr(), key.len());
+                prefetch(item.samples.as_ptr());
                 if let Some(s) = found[i % PIPELINE_RING].and_then(|slot| shard.get(slot)) {
                     prefetch_bytes(s.key.as_ptr(), s.key.len());
                     let open = s.open.bytes();
@@ -802,7 +815,7 @@ impl Head {
                 _ => match (shard.find(item.hash, key), batch.pairs(item)) {
                     (Some(slot), _) => slot,
                     (None, None) => {
-                        done.missed.push(item.index);
+                        done.missed.push(item.index as usize);
                         continue;
                     }
                     (None, Some(pairs)) => {
@@ -823,7 +836,7 @@ impl Head {
                 // Unreachable: the slot was found or filled under this lock.
                 continue;
             };
-            for &(t, v) in samples(item.index) {
+            for &(t, v) in item.samples {
                 let result = self.append_to(s, t, v, min_t);
                 if result == Outcome::Stored {
                     newest = t;

@@ -498,11 +498,11 @@ impl Storage {
         let mut prepared = PreparedBatch::with_capacity(batch.len(), unhinted_labels);
         for (index, offered) in batch.iter().enumerate() {
             match offered.encoded_labels() {
-                Some(key) => prepared.push_hint(index, key),
+                Some(key) => prepared.push_hint(index, key, offered.samples()),
                 None => Self::prepare(&mut prepared, index, offered, report),
             }
         }
-        let missed = self.append_prepared(batch, &prepared, min_valid_t, report, &mut logged)?;
+        let missed = self.append_prepared(&prepared, min_valid_t, report, &mut logged)?;
         // Hints that found no series: new series, or labels in another form
         // than their key. Their labels are validated and offered again.
         if !missed.is_empty() {
@@ -512,7 +512,7 @@ impl Storage {
                     Self::prepare(&mut retry, index, offered, report);
                 }
             }
-            self.append_prepared(batch, &retry, min_valid_t, report, &mut logged)?;
+            self.append_prepared(&retry, min_valid_t, report, &mut logged)?;
         }
         if !logged.is_empty() {
             self.wal.log_samples(&logged)?;
@@ -528,7 +528,7 @@ impl Storage {
         offered: &'b S,
         report: &mut AppendReport,
     ) {
-        if let Err(e) = prepared.push(index, offered.labels()) {
+        if let Err(e) = prepared.push(index, offered.labels(), offered.samples()) {
             report.reject(
                 Rejection::InvalidLabels,
                 offered.samples().len() as u64,
@@ -546,9 +546,8 @@ impl Storage {
 
     /// Appends a prepared batch to the head, logging new series and
     /// collecting stored samples into `logged`; returns the missed hints.
-    fn append_prepared<S: OfferedSeries>(
+    fn append_prepared(
         &self,
-        batch: &[S],
         prepared: &PreparedBatch<'_>,
         min_valid_t: i64,
         report: &mut AppendReport,
@@ -556,7 +555,6 @@ impl Storage {
     ) -> Result<Vec<usize>, StorageError> {
         let done = self.head.append_batch(
             prepared,
-            |index| batch.get(index).map_or(&[], |s| s.samples()),
             min_valid_t,
             |series, pairs| self.wal.log_series(series, pairs),
             |key, series, t, v, outcome| match outcome {
