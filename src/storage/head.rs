@@ -225,8 +225,13 @@ impl<'a> PreparedBatch<'a> {
     }
 }
 
-/// A batch position or pair count as stored in [`PreparedSeries`]; batches
-/// are bounded far below 4 G series and labels (request size limits).
+/// Series in one [`PreparedBatch`] at most: callers split larger batches,
+/// so positions fit the `u32` that keeps a prepared series in one cache line.
+pub const PREPARED_SERIES_MAX: usize = 1 << 20;
+
+/// A batch position or pair count as stored in [`PreparedSeries`]. Positions
+/// are below [`PREPARED_SERIES_MAX`]; pair counts are bounded by the bodies
+/// that carry them (128 MiB for remote write), far below 4 G.
 fn narrow(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

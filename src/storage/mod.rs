@@ -490,6 +490,24 @@ impl Storage {
     ) -> Result<Vec<WalSample>, StorageError> {
         let min_valid_t = self.min_valid_time();
         let mut logged = Vec::with_capacity(batch.iter().map(|s| s.samples().len()).sum());
+        for part in batch.chunks(head::PREPARED_SERIES_MAX) {
+            self.apply_part(part, min_valid_t, report, &mut logged)?;
+        }
+        if !logged.is_empty() {
+            self.wal.log_samples(&logged)?;
+        }
+        Ok(logged)
+    }
+
+    /// Prepares and appends up to [`head::PREPARED_SERIES_MAX`] series,
+    /// collecting stored samples into `logged`.
+    fn apply_part<S: OfferedSeries>(
+        &self,
+        batch: &[S],
+        min_valid_t: i64,
+        report: &mut AppendReport,
+        logged: &mut Vec<WalSample>,
+    ) -> Result<(), StorageError> {
         let unhinted_labels = batch
             .iter()
             .filter(|s| s.encoded_labels().is_none())
@@ -502,7 +520,7 @@ impl Storage {
                 None => Self::prepare(&mut prepared, index, offered, report),
             }
         }
-        let missed = self.append_prepared(&prepared, min_valid_t, report, &mut logged)?;
+        let missed = self.append_prepared(&prepared, min_valid_t, report, logged)?;
         // Hints that found no series: new series, or labels in another form
         // than their key. Their labels are validated and offered again.
         if !missed.is_empty() {
@@ -512,12 +530,9 @@ impl Storage {
                     Self::prepare(&mut retry, index, offered, report);
                 }
             }
-            self.append_prepared(&retry, min_valid_t, report, &mut logged)?;
+            self.append_prepared(&retry, min_valid_t, report, logged)?;
         }
-        if !logged.is_empty() {
-            self.wal.log_samples(&logged)?;
-        }
-        Ok(logged)
+        Ok(())
     }
 
     /// Adds the caller's series at `index` to `prepared` by its labels, or
