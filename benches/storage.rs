@@ -84,11 +84,8 @@ struct Keyed {
 }
 
 impl OfferedSeries for Keyed {
-    type Name = String;
-    type Value = String;
-
-    fn labels(&self) -> &[(String, String)] {
-        &self.series.labels
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.series.labels()
     }
 
     fn samples(&self) -> &[(i64, f64)] {

@@ -147,6 +147,28 @@ async fn the_receiver_answers_as_prometheus_does() {
     assert!(text.contains("1 × invalid labels"), "{text}");
     assert!(text.contains("1 samples stored"), "{text}");
 
+    // Samples more than 10 minutes ahead are refused as out of bounds; the
+    // rest of the request is stored, and a series left without samples is
+    // not created.
+    let ahead = encode_request(&[
+        (
+            labels(&[("__name__", "pushed"), ("job", "push")]),
+            vec![(now + 1_000, 4.0), (now + 3_600_000, 5.0)],
+        ),
+        (
+            labels(&[("__name__", "ahead_only"), ("job", "push")]),
+            vec![(now + 3_600_000, 1.0)],
+        ),
+    ])
+    .unwrap();
+    let (status, text) = post(&server, Some(&editor), "snappy", ahead).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("2 × out of bounds (more than 10m in the future)"),
+        "{text}"
+    );
+    assert!(text.contains("1 samples stored"), "{text}");
+
     assert!(server.stop().success());
     let stored = stored_samples(dir.path(), "push");
     let values: Vec<(i64, f64)> = stored
@@ -155,7 +177,12 @@ async fn the_receiver_answers_as_prometheus_does() {
         .collect();
     assert_eq!(
         values,
-        vec![(now - 2_000, 1.0), (now - 1_000, 2.5), (now, 3.0)]
+        vec![
+            (now - 2_000, 1.0),
+            (now - 1_000, 2.5),
+            (now, 3.0),
+            (now + 1_000, 4.0)
+        ]
     );
 }
 

@@ -8,8 +8,7 @@
 //! and a 4xx tells the sender not to retry; 500 when the store fails, which
 //! a sender retries.
 
-use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -119,30 +118,21 @@ fn check_headers(headers: &HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
-/// A decoded series as offered to the store: labels borrowed from the
-/// request, and read from it only if the store asks for them (it finds a
-/// known series by their encoded bytes); samples borrowed too unless some
-/// had to be dropped.
-struct Offered<'r> {
-    series: wire::SeriesRef<'r>,
-    labels: OnceLock<Vec<(&'r str, &'r str)>>,
-    samples: Cow<'r, [(i64, f64)]>,
-}
-
-impl<'r> OfferedSeries for Offered<'r> {
-    type Name = &'r str;
-    type Value = &'r str;
-
-    fn labels(&self) -> &[(&'r str, &'r str)] {
-        self.labels.get_or_init(|| self.series.labels())
+/// A decoded series offered to the store as it is: labels stay in the
+/// request, and are read from it only if the store asks for them (it finds
+/// a known series by their encoded bytes).
+impl OfferedSeries for wire::SeriesRef<'_> {
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        let pairs: Vec<(&str, &str)> = wire::SeriesRef::labels(self);
+        pairs.into_iter()
     }
 
     fn samples(&self) -> &[(i64, f64)] {
-        &self.samples
+        self.samples
     }
 
     fn encoded_labels(&self) -> Option<&[u8]> {
-        self.series.encoded_labels
+        self.encoded_labels
     }
 }
 
@@ -172,36 +162,20 @@ async fn receive(
     if let Err(e) = wire::decompress_into(body, &limits, proto) {
         return text(StatusCode::BAD_REQUEST, e.to_string());
     }
-    let decoded = match wire::decode_protobuf(proto) {
+    let mut decoded = match wire::decode_protobuf(proto) {
         Ok(decoded) => decoded,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let max_t = now_ms().saturating_add(MAX_AHEAD_MS);
-    let mut ahead = 0u64;
-    let mut ahead_example = None;
-    let batch: Vec<Offered<'_>> = decoded
+    let ahead_example = decoded
         .series()
-        .map(|s| {
-            let samples = if s.samples.iter().any(|(t, _)| *t > max_t) {
-                let kept: Vec<(i64, f64)> = s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| *t <= max_t)
-                    .collect();
-                ahead += (s.samples.len() - kept.len()) as u64;
-                ahead_example.get_or_insert_with(|| format!("{:?}", s.labels()));
-                Cow::Owned(kept)
-            } else {
-                Cow::Borrowed(s.samples)
-            };
-            Offered {
-                series: s,
-                labels: OnceLock::new(),
-                samples,
-            }
-        })
-        .collect();
+        .find(|s| s.samples.iter().any(|(t, _)| *t > max_t))
+        .map(|s| format!("{:?}", s.labels()));
+    let ahead = match ahead_example {
+        Some(_) => decoded.retain_samples(|(t, _)| *t <= max_t) as u64,
+        None => 0,
+    };
+    let batch: Vec<wire::SeriesRef<'_>> = decoded.series().collect();
     let report = match storage.append(&batch).await {
         Ok(report) => report,
         Err(e) => {

@@ -184,6 +184,35 @@ impl<'a> DecodedRef<'a> {
         })
     }
 
+    /// Keeps the float samples for which `keep` holds, and the series left
+    /// with at least one: how a receiver sets aside samples it refuses
+    /// before offering the rest. Returns how many samples it dropped.
+    pub fn retain_samples(&mut self, mut keep: impl FnMut(&(i64, f64)) -> bool) -> usize {
+        let before = self.samples.len();
+        let samples = &mut self.samples;
+        // Series' samples are stored in series order, so each kept sample
+        // moves down, never over one still to be read.
+        let mut kept = 0;
+        self.series.retain_mut(|spans| {
+            let start = kept;
+            for at in spans.samples.clone() {
+                let Some(&sample) = samples.get(at) else {
+                    break;
+                };
+                if keep(&sample) {
+                    if let Some(slot) = samples.get_mut(kept) {
+                        *slot = sample;
+                    }
+                    kept += 1;
+                }
+            }
+            spans.samples = start..kept;
+            kept > start
+        });
+        self.samples.truncate(kept);
+        before - kept
+    }
+
     /// Number of series yielded by [`DecodedRef::series`].
     pub fn series_count(&self) -> usize {
         self.series.len()
@@ -1401,6 +1430,49 @@ mod tests {
         let body = encode_request(&input).unwrap();
         let decoded = decode(&body).unwrap();
         assert_eq!(bits(&decoded), input_bits(&input));
+    }
+
+    /// A series' labels and its samples as `t ^ value bits`, for comparisons.
+    type Compared<'a> = (Vec<(&'a str, &'a str)>, Vec<u64>);
+
+    #[test]
+    fn retained_samples_and_series_are_exactly_those_kept() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let input = random_input(&mut rng, 500);
+        let keep = |(t, _): &(i64, f64)| t % 3 != 0;
+        let expected: Vec<Compared> = input
+            .iter()
+            .map(|(labels, samples)| {
+                let pairs = labels
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let kept = samples
+                    .iter()
+                    .filter(|s| keep(s))
+                    .map(|(t, v)| (*t as u64) ^ v.to_bits());
+                (pairs, kept.collect::<Vec<u64>>())
+            })
+            .filter(|(_, kept)| !kept.is_empty())
+            .collect();
+        let proto = write::write_request(&input);
+        let mut decoded = decode_protobuf(&proto).unwrap();
+        let total = decoded.sample_count();
+        let dropped = decoded.retain_samples(keep);
+        let kept: usize = expected.iter().map(|(_, s)| s.len()).sum();
+        assert_eq!((dropped, decoded.sample_count()), (total - kept, kept));
+        let actual: Vec<Compared> = decoded
+            .series()
+            .map(|s| {
+                let samples = s.samples.iter().map(|(t, v)| (*t as u64) ^ v.to_bits());
+                (s.labels(), samples.collect())
+            })
+            .collect();
+        assert_eq!(actual, expected);
+        assert!(
+            expected.len() < input.len(),
+            "some series lose every sample"
+        );
     }
 
     #[test]

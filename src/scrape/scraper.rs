@@ -137,11 +137,11 @@ struct Pending {
 }
 
 impl OfferedSeries for Pending {
-    type Name = String;
-    type Value = String;
-
-    fn labels(&self) -> &[(String, String)] {
-        &self.labels.pairs
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels
+            .pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     fn samples(&self) -> &[(i64, f64)] {

@@ -178,10 +178,10 @@ impl<'a> PreparedBatch<'a> {
     /// Validates the labels of the caller's series at `index` (as
     /// [`Labels::new`] does) and adds it with its samples; an invalid set is
     /// not added.
-    pub fn push<N: AsRef<str>, V: AsRef<str>>(
+    pub fn push(
         &mut self,
         index: usize,
-        labels: &'a [(N, V)],
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
         samples: &'a [(i64, f64)],
     ) -> Result<(), LabelError> {
         let pairs_start = self.pairs.len();

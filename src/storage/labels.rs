@@ -133,7 +133,10 @@ impl<'a> LabelsRef<'a> {
     /// Validates `pairs` as [`Labels::new`] does.
     pub fn new(pairs: &'a [(String, String)]) -> Result<LabelsRef<'a>, LabelError> {
         let mut labels = Vec::with_capacity(pairs.len());
-        push_validated(pairs, &mut labels)?;
+        push_validated(
+            pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            &mut labels,
+        )?;
         Ok(LabelsRef(labels))
     }
 
@@ -161,17 +164,12 @@ impl<'a> LabelsRef<'a> {
 /// Validates `pairs` as [`Labels::new`] does and appends them to `out`,
 /// sorted by name; on error `out` is left as it was. The append path
 /// validates every series of a batch into one vector this way.
-pub fn push_validated<'a, N: AsRef<str>, V: AsRef<str>>(
-    pairs: &'a [(N, V)],
+pub fn push_validated<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
     out: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<(), LabelError> {
     let start = out.len();
-    out.extend(
-        pairs
-            .iter()
-            .map(|(n, v)| (n.as_ref(), v.as_ref()))
-            .filter(|(_, v)| !v.is_empty()),
-    );
+    out.extend(pairs.filter(|(_, v)| !v.is_empty()));
     let checked = check_set(&mut out[start..]);
     if checked.is_err() {
         out.truncate(start);

@@ -102,12 +102,11 @@ pub struct SeriesSamples {
 /// borrowed from a decoded request (remote write), so that the append path
 /// copies label strings only for the series it creates.
 pub trait OfferedSeries {
-    /// Label name type.
-    type Name: AsRef<str>;
-    /// Label value type.
-    type Value: AsRef<str>;
-    /// The label pairs as received (validated by [`Storage::append`]).
-    fn labels(&self) -> &[(Self::Name, Self::Value)];
+    /// The label pairs `(name, value)` as received (validated by
+    /// [`Storage::append`]). Read only for series the store does not find
+    /// by [`OfferedSeries::encoded_labels`], so an offerer may decode them
+    /// here.
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)>;
     /// `(timestamp ms, value)` pairs, oldest first.
     fn samples(&self) -> &[(i64, f64)];
     /// [`OfferedSeries::labels`] as a remote-write sender encoded them
@@ -122,11 +121,8 @@ pub trait OfferedSeries {
 }
 
 impl OfferedSeries for SeriesSamples {
-    type Name = String;
-    type Value = String;
-
-    fn labels(&self) -> &[(String, String)] {
-        &self.labels
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     fn samples(&self) -> &[(i64, f64)] {
@@ -511,7 +507,7 @@ impl Storage {
         let unhinted_labels = batch
             .iter()
             .filter(|s| s.encoded_labels().is_none())
-            .map(|s| s.labels().len())
+            .map(|s| s.labels().size_hint().0)
             .sum();
         let mut prepared = PreparedBatch::with_capacity(batch.len(), unhinted_labels);
         for (index, offered) in batch.iter().enumerate() {
@@ -548,11 +544,7 @@ impl Storage {
                 Rejection::InvalidLabels,
                 offered.samples().len() as u64,
                 || {
-                    let pairs: Vec<(&str, &str)> = offered
-                        .labels()
-                        .iter()
-                        .map(|(n, v)| (n.as_ref(), v.as_ref()))
-                        .collect();
+                    let pairs: Vec<(&str, &str)> = offered.labels().collect();
                     format!("{e} in {pairs:?}")
                 },
             );

@@ -330,10 +330,7 @@ fn a_schema_3_series_table_moves_into_the_wal() {
 struct Hinted(SeriesSamples, Vec<u8>);
 
 impl OfferedSeries for Hinted {
-    type Name = String;
-    type Value = String;
-
-    fn labels(&self) -> &[(String, String)] {
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.labels()
     }
 
