@@ -590,6 +590,22 @@ mod read {
 
         #[inline(never)]
         fn varint_slow(&mut self) -> Result<u64> {
+            // Up to 8 bytes (timestamps take 6) from one word: the first
+            // byte without its continuation bit ends the varint, and the
+            // 7-bit groups are packed together in three steps.
+            if let Some(bytes) = self.buf.get(self.pos..).and_then(|b| b.first_chunk::<8>()) {
+                let word = u64::from_le_bytes(*bytes);
+                let ends = !word & 0x8080_8080_8080_8080;
+                if ends != 0 {
+                    let len = ends.trailing_zeros() / 8 + 1;
+                    let mut x = word & (u64::MAX >> (64 - 8 * len)) & 0x7f7f_7f7f_7f7f_7f7f;
+                    x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+                    x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+                    x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
+                    self.pos += len as usize;
+                    return Ok(x);
+                }
+            }
             let mut value = 0u64;
             for i in 0..10 {
                 let Some(&b) = self.buf.get(self.pos + i) else {
@@ -1028,6 +1044,53 @@ mod read {
             help: help.to_owned(),
             unit: unit.to_owned(),
         })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Reader;
+
+        fn encode(mut value: u64, out: &mut Vec<u8>) {
+            while value >= 0x80 {
+                out.push(value as u8 | 0x80);
+                value >>= 7;
+            }
+            out.push(value as u8);
+        }
+
+        #[test]
+        fn varints_of_every_length_decode_whatever_follows_them() {
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+            for bits in 0..=64u32 {
+                for _ in 0..50 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let value = if bits == 64 {
+                        rng
+                    } else {
+                        rng & ((1u64 << bits) - 1)
+                    };
+                    let mut bytes = Vec::new();
+                    encode(value, &mut bytes);
+                    let len = bytes.len();
+                    // Bytes after the varint, with and without continuation
+                    // bits, must not change it.
+                    bytes.extend_from_slice(&rng.to_le_bytes());
+                    let mut reader = Reader::new(&bytes);
+                    assert_eq!(reader.varint().ok(), Some(value), "{value:#x}");
+                    assert_eq!(reader.pos, len);
+                    // Cut short, it is an error rather than a smaller value.
+                    let mut cut = Reader::new(&bytes[..len - 1]);
+                    assert!(len == 1 || cut.varint().is_err(), "{value:#x}");
+                }
+            }
+            // Eleven bytes, or a tenth byte above 1, overflow 64 bits.
+            assert!(Reader::new(&[0xff; 11]).varint().is_err());
+            let mut tenth = vec![0xff; 9];
+            tenth.push(0x02);
+            assert!(Reader::new(&tenth).varint().is_err());
+        }
     }
 }
 
