@@ -600,6 +600,21 @@ impl Head {
         self.chunk_files.size_bytes()
     }
 
+    /// The counter new series refs are numbered from: every ref handed out
+    /// so far is below `next_ref() * SHARDS`.
+    pub fn next_ref(&self) -> u64 {
+        self.next_ref.load(Ordering::Relaxed)
+    }
+
+    /// Numbers new series from `next` on at least: after a restart, the
+    /// refs of series dropped before the last checkpoint are in no WAL
+    /// record any more, but a remote-write queue's older segments and the
+    /// head's tombstones may still name them, so they are not handed out
+    /// again.
+    pub fn raise_next_ref(&self, next: u64) {
+        self.next_ref.fetch_max(next, Ordering::Relaxed);
+    }
+
     /// Creates the series `labels` with ref `series` unless it exists (WAL
     /// replay: the refs are those of the series table).
     pub fn restore_series(&self, labels: &Labels, series: SeriesRef) {

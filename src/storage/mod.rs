@@ -350,6 +350,9 @@ pub const BLOCKS_DIR: &str = "blocks";
 pub const HEAD_CHUNKS_DIR: &str = "chunks_head";
 /// Where unreadable blocks are moved, under `--storage.path`.
 pub const CORRUPTED_DIR: &str = "corrupted";
+/// Key in the `meta` tree: the head's series ref counter at the last
+/// checkpoint ([`head::Head::next_ref`]), so that no ref is handed out twice.
+const NEXT_SERIES_REF_KEY: &[u8] = b"head_next_series_ref";
 
 /// The time-series store: the head (with its WAL) and the sealed blocks.
 pub struct Storage {
@@ -429,6 +432,9 @@ impl Storage {
         }
         let (stats, late) = replay_in_parallel(&head, &wal)?;
         head.sort_postings();
+        if let Some(next) = kv.tree(trees::META)?.get::<u64>(NEXT_SERIES_REF_KEY)? {
+            head.raise_next_ref(next);
+        }
         report.series += stats.series;
         if !legacy.is_empty() {
             // A schema-3 store: its series table moves into the log, durably, before it is cleared.
@@ -981,6 +987,11 @@ impl Storage {
         &self,
         keep_wal_from: Option<wal::WalPosition>,
     ) -> Result<(u64, u64), StorageError> {
+        // Before the checkpoint drops the records of series no longer in the
+        // head, the store remembers which refs were handed out.
+        let meta = self.kv.tree(trees::META)?;
+        meta.put(NEXT_SERIES_REF_KEY, &self.head.next_ref())?;
+        meta.flush()?;
         let mut series_written = 0u64;
         let shards: Vec<usize> = (0..head::SHARDS).collect();
         let checkpoint_bytes = self.wal.checkpoint_head(keep_wal_from, |checkpoint| {

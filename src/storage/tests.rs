@@ -579,6 +579,30 @@ fn a_block_from_the_head_is_in_label_order_not_key_order() {
 }
 
 #[test]
+fn refs_of_series_dropped_before_a_restart_are_not_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let handed_out = {
+        let storage = open(dir.path());
+        fill(&storage, 3, start, 4);
+        // The newest series has samples in the first window only: compaction
+        // drops it from the head, and the checkpoint drops its WAL record.
+        let newest = series(&[("__name__", "gone")], &[(start + HOUR, 1.0)]);
+        storage.append_blocking(&[newest]).unwrap();
+        let handed_out = storage.head.next_ref();
+        assert!(storage.compact().unwrap().is_some());
+        assert_eq!(storage.head_stats().series, 3, "the series was dropped");
+        handed_out
+    };
+    let storage = open(dir.path());
+    assert!(
+        storage.head.next_ref() >= handed_out,
+        "{} < {handed_out}",
+        storage.head.next_ref()
+    );
+}
+
+#[test]
 fn compaction_moves_old_windows_to_blocks_and_answers_stay_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let start = 1_700_000_000_000 / (2 * HOUR) * (2 * HOUR);
