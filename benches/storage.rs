@@ -249,7 +249,7 @@ fn main() {
     // Compaction and bytes on disk.
     let start = Instant::now();
     let mut blocks = 0;
-    while one.compact().expect("compact").is_some() {
+    while one.compact(None).expect("compact").is_some() {
         blocks += 1;
     }
     let compaction = start.elapsed();
@@ -346,7 +346,7 @@ fn main() {
             1,
             Keys::Offered,
         );
-        while long.compact().expect("compact").is_some() {}
+        while long.compact(None).expect("compact").is_some() {}
     }
     let end = T0 + 25 * HOUR_STEPS * INTERVAL_MS;
     for (what, matchers) in [

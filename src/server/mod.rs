@@ -345,7 +345,7 @@ async fn run_compaction(
         let (storage, remote) = (storage.clone(), remote.clone());
         // Several windows may be due after a long downtime: write them all.
         let done = tokio::task::spawn_blocking(move || {
-            match storage.maintain() {
+            match storage.maintain(remote.oldest_cursor()) {
                 Ok((0, 0)) => {}
                 // Writing and merging blocks works through large buffers.
                 Ok(_) => crate::memory::return_free_memory(),

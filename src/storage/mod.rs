@@ -1030,9 +1030,13 @@ impl Storage {
 
     /// Writes the head's oldest block-range window to a block once the head
     /// reaches half a range past its end, drops it from the head, checkpoints
-    /// the WAL. Returns the block written, if any.
+    /// the WAL, keeping the segments from `keep_wal_from` (the oldest
+    /// remote-write cursor) on. Returns the block written, if any.
     /// Blocking: run it off the async workers.
-    pub fn compact(&self) -> Result<Option<BlockMeta>, StorageError> {
+    pub fn compact(
+        &self,
+        keep_wal_from: Option<wal::WalPosition>,
+    ) -> Result<Option<BlockMeta>, StorageError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let range = self.options.block_range.as_millis() as i64;
         let (Some(head_min), Some(head_max)) = (self.head.min_time(), self.head.max_time()) else {
@@ -1061,7 +1065,7 @@ impl Storage {
             .drop_before(window_end)
             .map_err(|e| self.head_chunks_error(e))?;
         self.tombstones.trim_head(window_end, &dropped)?;
-        let (checkpoint_series, checkpoint_bytes) = self.checkpoint_head(None)?;
+        let (checkpoint_series, checkpoint_bytes) = self.checkpoint_head(keep_wal_from)?;
         self.kv.flush()?;
         tracing::info!(
             block = written.as_ref().map(|m| m.id.as_str()),
@@ -1094,10 +1098,14 @@ impl Storage {
 
     /// Everything compaction does, as often as there is work: head windows
     /// to blocks, retention, then block merges. Returns the number of
-    /// blocks written and merged. Blocking.
-    pub fn maintain(&self) -> Result<(usize, usize), StorageError> {
+    /// blocks written and merged. WAL segments from `keep_wal_from` on stay,
+    /// as for [`Storage::compact`]. Blocking.
+    pub fn maintain(
+        &self,
+        keep_wal_from: Option<wal::WalPosition>,
+    ) -> Result<(usize, usize), StorageError> {
         let mut written = 0;
-        while self.compact()?.is_some() {
+        while self.compact(keep_wal_from)?.is_some() {
             written += 1;
         }
         // Counted back from the newest sample anywhere, so retention also

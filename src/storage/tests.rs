@@ -570,7 +570,7 @@ fn a_block_from_the_head_is_in_label_order_not_key_order() {
     storage
         .append_blocking(&[series(&[("__name__", "late")], &[(start + 3 * HOUR, 1.0)])])
         .unwrap();
-    let block = storage.compact().unwrap().expect("a block");
+    let block = storage.compact(None).unwrap().expect("a block");
     assert_eq!(block.stats.num_series, names.len() as u64);
     let mut expected: Vec<String> = names.iter().map(|n| format!(r#"m{{x="{n}"}}"#)).collect();
     expected.sort();
@@ -590,7 +590,7 @@ fn refs_of_series_dropped_before_a_restart_are_not_handed_out_again() {
         let newest = series(&[("__name__", "gone")], &[(start + HOUR, 1.0)]);
         storage.append_blocking(&[newest]).unwrap();
         let handed_out = storage.head.next_ref();
-        assert!(storage.compact().unwrap().is_some());
+        assert!(storage.compact(None).unwrap().is_some());
         assert_eq!(storage.head_stats().series, 3, "the series was dropped");
         handed_out
     };
@@ -613,16 +613,16 @@ fn compaction_moves_old_windows_to_blocks_and_answers_stay_the_same() {
         let head_samples = storage.head_stats().samples;
         let wal_bytes = storage.wal.size_bytes();
         // 7 h of data: windows [0,2h) and [2h,4h) are more than half a range old; [4h,6h) is not.
-        let first = storage.compact().unwrap().expect("a block");
+        let first = storage.compact(None).unwrap().expect("a block");
         assert_eq!(
             (first.min_time, first.max_time),
             (start, start + 2 * HOUR - 1)
         );
         assert_eq!(first.stats.num_series, 20);
         assert_eq!(first.stats.num_samples, 20 * 480);
-        assert!(storage.compact().unwrap().is_some());
+        assert!(storage.compact(None).unwrap().is_some());
         assert!(
-            storage.compact().unwrap().is_none(),
+            storage.compact(None).unwrap().is_none(),
             "the window still being written stays in the head"
         );
         assert_eq!(storage.blocks().len(), 2);
@@ -690,7 +690,7 @@ fn retention_deletes_whole_blocks_by_time_and_by_size() {
     };
     let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
     fill(&storage, 5, start, 11);
-    storage.maintain().unwrap();
+    storage.maintain(None).unwrap();
     // Newest sample at 11 h − 15 s: with 5 h of retention, blocks ending
     // before 6 h − 15 s go ([0,2h) and [2h,4h)); [4h,6h) still holds samples within 5 h.
     let blocks = storage.blocks();
@@ -721,7 +721,7 @@ fn retention_deletes_whole_blocks_by_time_and_by_size() {
     let kv = Kv::open(dir.path()).unwrap();
     let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
     fill(&storage, 5, start, 9);
-    while storage.compact().unwrap().is_some() {}
+    while storage.compact(None).unwrap().is_some() {}
     assert_eq!(storage.blocks().len(), 3);
     let one_block = storage.blocks_size() / 3;
     drop((storage, kv));
@@ -732,7 +732,7 @@ fn retention_deletes_whole_blocks_by_time_and_by_size() {
     };
     let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
     fill(&storage, 5, start + 9 * HOUR, 2);
-    storage.maintain().unwrap();
+    storage.maintain(None).unwrap();
     assert!(
         storage.blocks_size() <= one_block * 2 + one_block / 2,
         "{} > {}",
@@ -753,7 +753,7 @@ fn a_corrupted_block_is_set_aside_and_the_rest_keeps_serving() {
     {
         let storage = open(dir.path());
         fill(&storage, 5, start, 7);
-        while storage.compact().unwrap().is_some() {}
+        while storage.compact(None).unwrap().is_some() {}
         assert_eq!(storage.blocks().len(), 2);
     }
     let blocks = {
@@ -839,7 +839,7 @@ fn deletes_hold_in_the_head_in_blocks_across_restarts_and_after_clean_up() {
     {
         let storage = open(dir.path());
         fill(&storage, 5, start, 7);
-        assert!(storage.compact().unwrap().is_some());
+        assert!(storage.compact(None).unwrap().is_some());
         assert_eq!(
             storage
                 .delete(&victim, start + HOUR, start + 5 * HOUR)
@@ -922,7 +922,7 @@ fn a_snapshot_opens_as_a_store_with_the_same_answers() {
         .unwrap();
     let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
     fill(&storage, 5, start, 5);
-    assert!(storage.compact().unwrap().is_some());
+    assert!(storage.compact(None).unwrap().is_some());
     storage
         .delete(
             &[m(MatchOp::Equal, "i", "2")],
@@ -967,7 +967,7 @@ fn adjacent_blocks_merge_into_larger_ones_with_the_same_answers() {
         )
         .unwrap();
     let before = everything(&storage);
-    let (written, merged) = storage.maintain().unwrap();
+    let (written, merged) = storage.maintain(None).unwrap();
     // 21 h: nine 2 h blocks; [0,6h), [6h,12h), [12h,18h) merge, then those three into [0,18h).
     assert_eq!(written, 9);
     assert_eq!(merged, 4);
@@ -1137,7 +1137,7 @@ fn a_stopped_store_starts_again_from_its_head_checkpoint() {
     // folded into the next one.
     fill(&storage, 20, start + 3 * HOUR, 2);
     let expected = everything_bits(&storage);
-    assert!(storage.compact().unwrap().is_some());
+    assert!(storage.compact(None).unwrap().is_some());
     assert_eq!(everything_bits(&storage), expected);
     drop(storage);
     let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
@@ -1175,6 +1175,27 @@ fn a_stop_keeps_the_log_a_queue_has_not_sent() {
     storage.close(None).unwrap();
     let wal_files = std::fs::read_dir(dir.path().join(wal::WAL_DIR)).unwrap();
     assert_eq!(wal_files.count(), 2, "the checkpoint and the new segment");
+}
+
+/// A compaction's checkpoint keeps the log a queue has not sent, as a stop's
+/// does: a receiver outage across a head window's end loses nothing.
+#[test]
+fn compaction_keeps_the_log_a_queue_has_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let storage = open(dir.path());
+    fill(&storage, 3, start, 1);
+    let unsent = storage.wal_durable_position();
+    fill(&storage, 3, start + HOUR, 3);
+    assert!(storage.compact(Some(unsent)).unwrap().is_some());
+    let mut read = Vec::new();
+    let done = storage
+        .wal_tail(unsent)
+        .read(storage.wal_durable_position(), usize::MAX, &mut read)
+        .unwrap();
+    assert_eq!(done.skipped_segments, 0);
+    assert_eq!(read.len(), 3 * 3 * 240, "the unsent three hours");
+    assert!(read.iter().all(|s| s.t >= start + HOUR));
 }
 
 /// Between compactions, a log past its bound is replaced by the head's
