@@ -138,10 +138,7 @@ struct Pending {
 
 impl OfferedSeries for Pending {
     fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.labels
-            .pairs
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+        crate::storage::labels::as_str_pairs(&self.labels.pairs)
     }
 
     fn samples(&self) -> &[(i64, f64)] {

@@ -120,7 +120,7 @@ impl Labels {
     /// A hash that is the same in every process (it places series in head
     /// shards, so it is part of the on-disk format of series refs).
     pub fn stable_hash(&self) -> u64 {
-        stable_hash(self.0.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        stable_hash(as_str_pairs(&self.0))
     }
 }
 
@@ -133,10 +133,7 @@ impl<'a> LabelsRef<'a> {
     /// Validates `pairs` as [`Labels::new`] does.
     pub fn new(pairs: &'a [(String, String)]) -> Result<LabelsRef<'a>, LabelError> {
         let mut labels = Vec::with_capacity(pairs.len());
-        push_validated(
-            pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            &mut labels,
-        )?;
+        push_validated(as_str_pairs(pairs), &mut labels)?;
         Ok(LabelsRef(labels))
     }
 
@@ -159,6 +156,11 @@ impl<'a> LabelsRef<'a> {
                 .collect(),
         )
     }
+}
+
+/// Owned label pairs as borrowed ones, without collecting them.
+pub fn as_str_pairs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
 /// Validates `pairs` as [`Labels::new`] does and appends them to `out`,

@@ -122,7 +122,7 @@ pub trait OfferedSeries {
 
 impl OfferedSeries for SeriesSamples {
     fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        labels::as_str_pairs(&self.labels)
     }
 
     fn samples(&self) -> &[(i64, f64)] {
