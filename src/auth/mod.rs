@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::metrics::{Counter, Registry};
 use crate::storage::kv::{trees, Kv, KvError, KvTree};
 use limiter::FailureLimiter;
 
@@ -136,6 +137,10 @@ pub struct Auth {
     tokens: KvTree,
     failures: FailureLimiter,
     verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    /// Held while a password is hashed; see [`Auth::check_basic`].
+    hashing: Mutex<()>,
+    /// Counts the passwords hashed, once [`Auth::with_metrics`] registered it.
+    password_hashes: Option<Counter>,
     anonymous_read: bool,
 }
 
@@ -147,8 +152,24 @@ impl Auth {
             tokens: kv.tree(trees::TOKENS)?,
             failures: FailureLimiter::default(),
             verified: Mutex::new(HashMap::new()),
+            hashing: Mutex::new(()),
+            password_hashes: None,
             anonymous_read: false,
         })
+    }
+
+    /// Registers `fleetmon_auth_password_hashes_total` on `registry`.
+    pub fn with_metrics(mut self, registry: &Registry) -> Auth {
+        self.password_hashes = Some(
+            registry
+                .counter(
+                    "fleetmon_auth_password_hashes",
+                    "Passwords hashed (argon2) to check basic-auth credentials not verified in the last 5 minutes.",
+                    &[],
+                )
+                .with(&[]),
+        );
+        self
     }
 
     /// Lets the Prometheus API's reads through without credentials
@@ -272,7 +293,20 @@ impl Auth {
         if password.starts_with(TOKEN_PREFIX) {
             return Some(self.check_token(password));
         }
-        hash.then(|| self.check_password(user, password, digest, now))
+        if !hash {
+            return None;
+        }
+        // One password hash at a time. Each takes 19 MiB and tens of
+        // milliseconds: a dashboard's dozen parallel queries with credentials
+        // not yet verified would otherwise hash them a dozen times at once
+        // (measured: three remote-write senders starting together held
+        // 60 MB). Requests that waited find the credentials verified by the
+        // one before them.
+        let _one_at_a_time = self.hashing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(principal) = self.remembered(&digest, now) {
+            return Some(Ok(principal));
+        }
+        Some(self.check_password(user, password, digest, now))
     }
 
     fn check_password(
@@ -283,6 +317,9 @@ impl Auth {
         now: Instant,
     ) -> Result<Principal, AuthError> {
         let invalid = AuthError::Invalid("invalid user name or password");
+        if let Some(hashes) = &self.password_hashes {
+            hashes.inc();
+        }
         let Some(account) = self.users.get::<Account>(user.as_bytes())? else {
             // Spend the time a real check would, so user names cannot be probed by timing.
             let _ = verify_password(password, DUMMY_HASH.as_str());
@@ -477,6 +514,46 @@ mod tests {
         assert!(auth
             .authenticate(Some(&basic("admin", &generated)), CLIENT)
             .is_ok());
+    }
+
+    #[test]
+    fn concurrent_requests_with_new_credentials_hash_the_password_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let auth = Auth::new(&Kv::open(dir.path()).unwrap())
+            .unwrap()
+            .with_metrics(&registry);
+        auth.ensure_admin(Some("s3cret-pass")).unwrap();
+        let hashes = || {
+            registry
+                .counter("fleetmon_auth_password_hashes", "", &[])
+                .with(&[])
+                .get()
+        };
+        let before = hashes();
+        const REQUESTS: usize = 4;
+        let start = std::sync::Barrier::new(REQUESTS);
+        let right = basic("admin", "s3cret-pass");
+        std::thread::scope(|scope| {
+            let requests: Vec<_> = (0..REQUESTS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        auth.authenticate(Some(&right), CLIENT)
+                    })
+                })
+                .collect();
+            for request in requests {
+                assert_eq!(request.join().unwrap().unwrap().role, Role::Admin);
+            }
+        });
+        assert_eq!(hashes() - before, 1.0, "one hash for {REQUESTS} requests");
+        // A wrong password is hashed every time it is tried.
+        let wrong = basic("admin", "not-it");
+        for _ in 0..2 {
+            assert!(auth.authenticate(Some(&wrong), CLIENT).is_err());
+        }
+        assert_eq!(hashes() - before, 3.0);
     }
 
     #[test]

@@ -102,7 +102,12 @@ impl Server {
             duration_ms = replay.duration.as_millis() as u64,
             "time-series store opened; WAL replayed"
         );
-        let auth = Arc::new(Auth::new(&kv)?.with_anonymous_read(options.anonymous_read));
+        let registry = Arc::new(Registry::new());
+        let auth = Arc::new(
+            Auth::new(&kv)?
+                .with_anonymous_read(options.anonymous_read)
+                .with_metrics(&registry),
+        );
         if let Some(generated) = auth.ensure_admin(options.admin_password.as_deref())? {
             tracing::warn!(
                 "created user '{ADMIN_USER}' with the generated password {generated} — shown this once; set {ADMIN_PASSWORD_ENV} before the first start to choose it"
@@ -117,7 +122,6 @@ impl Server {
             tracing::warn!("rule_files are kept but not loaded or evaluated yet: the rules engine is still to come");
         }
 
-        let registry = Arc::new(Registry::new());
         let build_info = registry.gauge(
             "fleetmon_build_info",
             "A metric with a constant '1' value labeled by the version and revision fleetmon was built from.",
