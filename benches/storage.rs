@@ -43,6 +43,15 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
         std::alloc::System.alloc(layout)
     }
 
+    // Forwarded too, not left to the default (alloc, then write zeros): the
+    // system's calloc hands out fresh pages untouched, and sled's 21.5 MB of
+    // zeroed metric histograms, never written, then stay out of the RSS as
+    // they do in the server. Without it the empty store measured 30 MB.
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        HEAP_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc_zeroed(layout)
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         HEAP_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
         std::alloc::System.dealloc(ptr, layout)
