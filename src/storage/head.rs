@@ -51,14 +51,35 @@ pub struct SealedChunk {
 }
 
 /// What the head keeps in memory of a sealed chunk: where its bytes are.
+/// 24 bytes rather than 32: a series holds one per half hour of its head
+/// at a 15 s interval, six at most.
 #[derive(Debug, Clone, Copy)]
 struct HeadChunk {
     min_t: i64,
-    max_t: i64,
     loc: ChunkLoc,
-    len: u32,
+    /// `max_t - min_t`: [`Head::push`] cuts a chunk before it spans more
+    /// than [`MAX_CHUNK_SPAN_MS`].
+    span: u32,
+    /// Bytes, at most [`MAX_CHUNK_BYTES`].
+    len: u16,
     samples: u16,
 }
+
+impl HeadChunk {
+    fn max_t(&self) -> i64 {
+        self.min_t + i64::from(self.span)
+    }
+}
+
+/// Longest time a head chunk spans, from its first sample to its last.
+const MAX_CHUNK_SPAN_MS: i64 = u32::MAX as i64;
+
+/// Bytes a head chunk takes at most: its 2-byte header, then per sample a
+/// timestamp (a varint of up to 10 bytes, or a delta-of-delta code of up
+/// to 68 bits) and a value (8 bytes, or an XOR code of up to 77 bits) —
+/// under 20 bytes a sample, and [`MAX_SAMPLES`] samples at most.
+const MAX_CHUNK_BYTES: usize = 2 + MAX_SAMPLES * 20;
+const _: () = assert!(MAX_CHUNK_BYTES <= u16::MAX as usize);
 
 struct MemSeries {
     series_ref: SeriesRef,
@@ -86,11 +107,13 @@ impl MemSeries {
             // One more at a time: a series seals a chunk every half hour or so,
             // and doubling would leave up to half the list unused.
             self.sealed.reserve_exact(1);
+            // Both fit: `push` cuts chunks at `MAX_SAMPLES` samples and
+            // `MAX_CHUNK_SPAN_MS`, which bound the bytes by `MAX_CHUNK_BYTES`.
             self.sealed.push(HeadChunk {
                 min_t,
-                max_t,
                 loc: files.put(open.bytes(), max_t),
-                len: open.bytes().len() as u32,
+                span: (max_t - min_t) as u32,
+                len: open.bytes().len() as u16,
                 samples: open.len() as u16,
             });
         }
@@ -102,7 +125,7 @@ impl MemSeries {
         let sealed = self
             .sealed
             .iter()
-            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+            .filter(|c| c.max_t() >= mint && c.min_t <= maxt)
             .copied()
             .collect();
         let open = match (self.open.first_time(), self.open.last_time()) {
@@ -922,7 +945,7 @@ impl Head {
             .map(|c| {
                 Ok(SealedChunk {
                     min_t: c.min_t,
-                    max_t: c.max_t,
+                    max_t: c.max_t(),
                     samples: c.samples,
                     encoding: Encoding::Xor,
                     bytes: ChunkBytes::from(self.chunk_files.get(c.loc, c.len as usize)?),
@@ -957,13 +980,18 @@ impl Head {
     }
 
     /// Appends a sample newer than the series' last one to its open chunk,
-    /// sealing that chunk first when `t` is in the next block window, and
-    /// after when the chunk is full.
+    /// sealing that chunk first when `t` is in the next block window or
+    /// [`MAX_CHUNK_SPAN_MS`] after its first sample, and after when the
+    /// chunk is full.
     fn push(&self, s: &mut MemSeries, t: i64, v: f64) {
         let crosses_boundary = s.open.last_time().is_some_and(|last| {
             last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
         });
-        if crosses_boundary {
+        let too_long = s
+            .open
+            .first_time()
+            .is_some_and(|first| t.saturating_sub(first) > MAX_CHUNK_SPAN_MS);
+        if crosses_boundary || too_long {
             s.seal(&self.chunk_files);
         }
         s.open.append(t, v);
@@ -1104,7 +1132,7 @@ impl Head {
                 let chunks: Vec<HeadChunk> = s
                     .sealed
                     .iter()
-                    .filter(|c| c.max_t < boundary)
+                    .filter(|c| c.max_t() < boundary)
                     .copied()
                     .collect();
                 if !chunks.is_empty() {
@@ -1201,7 +1229,7 @@ impl Head {
             let mut shard = write(shard);
             let mut emptied = Vec::new();
             for s in shard.all_mut() {
-                s.sealed.retain(|c| c.max_t >= boundary);
+                s.sealed.retain(|c| c.max_t() >= boundary);
                 if s.sealed.is_empty() && s.open.is_empty() {
                     emptied.push(s.series_ref);
                 }

@@ -1240,3 +1240,38 @@ fn a_grown_log_is_replaced_by_the_heads_checkpoint() {
     assert_eq!((replay.samples, replay.late_samples), (20 * 240 + 1, 0));
     assert_eq!(everything_bits(&storage), before);
 }
+
+#[test]
+fn head_chunks_are_cut_before_they_span_more_than_their_span_field_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Kv::open(dir.path()).unwrap();
+    // Windows longer than any span below, so that only the span limit cuts.
+    let options = StorageOptions {
+        block_range: Duration::from_secs(400 * 24 * 3600),
+        ..StorageOptions::default()
+    };
+    let (storage, _) = Storage::open(&kv, dir.path(), options).unwrap();
+    const STEP: i64 = 1_000_000_000; // 11.6 days: u32 milliseconds hold 4 steps
+    let samples: Vec<(i64, f64)> = (0..12).map(|i| (T0 + i * STEP, i as f64)).collect();
+    for &sample in &samples {
+        let report = storage
+            .append_blocking(&[series(&[("__name__", "m")], &[sample])])
+            .unwrap();
+        assert_eq!(report.stored, 1);
+    }
+    // Chunks from T0, T0 + 5 steps and T0 + 10 steps.
+    assert_eq!(storage.head_stats().chunks, 3);
+    let all = storage
+        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(all[0].samples().unwrap(), samples);
+    // The first chunk ends at T0 + 4 steps, the second starts one later.
+    let around_the_cut = storage
+        .select(
+            &[m(MatchOp::Equal, "__name__", "m")],
+            T0 + 4 * STEP,
+            T0 + 5 * STEP,
+        )
+        .unwrap();
+    assert_eq!(around_the_cut[0].samples().unwrap(), samples[4..6]);
+}
