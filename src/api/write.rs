@@ -123,8 +123,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), String> {
 /// a known series by their encoded bytes).
 impl OfferedSeries for wire::SeriesRef<'_> {
     fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        let pairs: Vec<(&str, &str)> = wire::SeriesRef::labels(self);
-        pairs.into_iter()
+        wire::SeriesRef::labels(self).into_iter()
     }
 
     fn samples(&self) -> &[(i64, f64)] {

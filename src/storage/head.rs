@@ -984,14 +984,12 @@ impl Head {
     /// [`MAX_CHUNK_SPAN_MS`] after its first sample, and after when the
     /// chunk is full.
     fn push(&self, s: &mut MemSeries, t: i64, v: f64) {
-        let crosses_boundary = s.open.last_time().is_some_and(|last| {
-            last.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
+        // A chunk's samples are all in one window, its first sample's.
+        let must_cut = s.open.first_time().is_some_and(|first| {
+            first.div_euclid(self.block_range_ms) != t.div_euclid(self.block_range_ms)
+                || t.saturating_sub(first) > MAX_CHUNK_SPAN_MS
         });
-        let too_long = s
-            .open
-            .first_time()
-            .is_some_and(|first| t.saturating_sub(first) > MAX_CHUNK_SPAN_MS);
-        if crosses_boundary || too_long {
+        if must_cut {
             s.seal(&self.chunk_files);
         }
         s.open.append(t, v);

@@ -552,6 +552,8 @@ fn everything(storage: &Storage) -> Vec<(String, Vec<(i64, f64)>)> {
 }
 
 const HOUR: i64 = 3_600_000;
+/// [`T0`] rounded down to the start of a 2 h block window.
+const WINDOW_START: i64 = T0 / (2 * HOUR) * (2 * HOUR);
 
 #[test]
 fn a_block_from_the_head_is_in_label_order_not_key_order() {
@@ -560,7 +562,7 @@ fn a_block_from_the_head_is_in_label_order_not_key_order() {
     // refuses series out of label order.
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let names = ["b", "ab", "a", "a\u{e9}", "aa", "B"];
     let batch: Vec<SeriesSamples> = names
         .iter()
@@ -581,7 +583,7 @@ fn a_block_from_the_head_is_in_label_order_not_key_order() {
 #[test]
 fn refs_of_series_dropped_before_a_restart_are_not_handed_out_again() {
     let dir = tempfile::tempdir().unwrap();
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let handed_out = {
         let storage = open(dir.path());
         fill(&storage, 3, start, 4);
@@ -1069,7 +1071,7 @@ fn everything_bits(storage: &Storage) -> Vec<(String, Vec<(i64, u64)>)> {
 #[test]
 fn a_stopped_store_starts_again_from_its_head_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let stale = f64::from_bits(labels::STALE_NAN_BITS);
     let (before, head_samples) = {
         let storage = open(dir.path());
@@ -1150,7 +1152,7 @@ fn a_stopped_store_starts_again_from_its_head_checkpoint() {
 #[test]
 fn a_stop_keeps_the_log_a_queue_has_not_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let unsent = {
         let storage = open(dir.path());
         fill(&storage, 3, start, 1);
@@ -1182,7 +1184,7 @@ fn a_stop_keeps_the_log_a_queue_has_not_sent() {
 #[test]
 fn compaction_keeps_the_log_a_queue_has_not_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let storage = open(dir.path());
     fill(&storage, 3, start, 1);
     let unsent = storage.wal_durable_position();
@@ -1203,7 +1205,7 @@ fn compaction_keeps_the_log_a_queue_has_not_sent() {
 #[test]
 fn a_grown_log_is_replaced_by_the_heads_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let start = T0 / (2 * HOUR) * (2 * HOUR);
+    let start = WINDOW_START;
     let options = StorageOptions {
         wal_checkpoint_bytes: 2 * 1024,
         ..StorageOptions::default()
