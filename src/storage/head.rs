@@ -1,6 +1,7 @@
 //! The head: recent samples. Each series keeps Gorilla chunks, cut at
 //! [`MAX_SAMPLES`] samples or at a block-range boundary so that no chunk
-//! spans two blocks: one open [`XorChunk`] in memory, and sealed ones whose
+//! spans two blocks (and a window's first chunk earlier, at a point spread
+//! by series: [`first_cut`]): one open [`XorChunk`] in memory, and sealed ones whose
 //! bytes live in the head chunk files ([`HeadChunkFiles`]), so memory per
 //! series does not grow with the head's length. Series live in shards chosen
 //! by the hash of their key ([`series_key`]), each behind its own lock, so
@@ -73,6 +74,22 @@ impl HeadChunk {
 
 /// Longest time a head chunk spans, from its first sample to its last.
 const MAX_CHUNK_SPAN_MS: i64 = u32::MAX as i64;
+
+/// Samples after which the first chunk of a block window is cut, between
+/// 0 (not cut early) and [`MAX_SAMPLES`] − 1, spread by series ref.
+///
+/// Every series restarts its chunks at a window boundary and, scraped at
+/// one interval, fills them in step with all the others: without this, all
+/// open chunks are nearly full at the same moment (120 samples, about
+/// 400 bytes each) and all are sealed together, so the head's peak memory
+/// is every open chunk at its largest. Cutting each series' first chunk
+/// at its own point spreads the cycles evenly, and the open chunks then
+/// hold about half a chunk each at any moment: one more sealed chunk per
+/// window (24 bytes) for about 200 bytes less at the peak.
+fn first_cut(series: SeriesRef) -> usize {
+    let spread = ref_hash(series) >> 32;
+    ((spread * MAX_SAMPLES as u64) >> 32) as usize
+}
 
 /// Bytes a head chunk takes at most: its 2-byte header, then per sample a
 /// timestamp (a varint of up to 10 bytes, or a delta-of-delta code of up
@@ -995,8 +1012,19 @@ impl Head {
         s.open.append(t, v);
         // A full chunk goes to the chunk files at once rather than with the
         // next sample: it will not change, and memory holds only open chunks.
-        if s.open.len() >= MAX_SAMPLES {
+        let samples = s.open.len();
+        if samples >= MAX_SAMPLES || (samples == first_cut(s.series_ref) && self.first_in_window(s))
+        {
             s.seal(&self.chunk_files);
+        }
+    }
+
+    /// Whether the series' open chunk is the first of its block window.
+    fn first_in_window(&self, s: &MemSeries) -> bool {
+        let window = |t: i64| t.div_euclid(self.block_range_ms);
+        match (s.sealed.last(), s.open.first_time()) {
+            (Some(last), Some(first)) => window(last.min_t) != window(first),
+            _ => true,
         }
     }
 

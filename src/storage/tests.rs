@@ -1277,3 +1277,53 @@ fn head_chunks_are_cut_before_they_span_more_than_their_span_field_holds() {
         .unwrap();
     assert_eq!(around_the_cut[0].samples().unwrap(), samples[4..6]);
 }
+
+#[test]
+fn series_in_step_seal_their_chunks_at_points_spread_over_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Kv::open(dir.path()).unwrap();
+    let (storage, _) = Storage::open(&kv, dir.path(), StorageOptions::default()).unwrap();
+    const SERIES: u64 = 200;
+    const STEP: i64 = 15_000;
+    let names: Vec<String> = (0..SERIES).map(|i| format!("s{i}")).collect();
+    // One window of samples (480 at 15 s), every series scraped together.
+    let mut sealed_per_step = Vec::new();
+    let mut chunks_before = 0;
+    for step in 0..(2 * HOUR / STEP) {
+        let t = WINDOW_START + step * STEP;
+        let batch: Vec<SeriesSamples> = names
+            .iter()
+            .map(|name| series(&[("__name__", "m"), ("s", name)], &[(t, step as f64)]))
+            .collect();
+        assert_eq!(storage.append_blocking(&batch).unwrap().stored, SERIES);
+        // Counted as chunks holding samples: a chunk sealed at this step
+        // shows with the next sample.
+        let chunks = storage.head_stats().chunks;
+        sealed_per_step.push(chunks - chunks_before.max(SERIES));
+        chunks_before = chunks;
+    }
+    // Without the spread, every series would seal at samples 120, 240 and
+    // 360, all at once; with it, each step seals a few.
+    let most = sealed_per_step.iter().max().copied().unwrap_or_default();
+    assert!(most <= SERIES / 10, "{most} sealed at one step");
+    // Four chunks of a window, the first cut early, so a fifth; the
+    // samples read back whole.
+    let chunks = storage.head_stats().chunks;
+    assert!(
+        (4 * SERIES..=5 * SERIES).contains(&chunks),
+        "{chunks} chunks"
+    );
+    assert!(chunks > 4 * SERIES + SERIES / 2, "{chunks} chunks");
+    let all = storage
+        .select(&[m(MatchOp::Equal, "__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(all.len() as u64, SERIES);
+    for s in &all {
+        let samples = s.samples().unwrap();
+        assert_eq!(samples.len(), 480);
+        assert!(samples
+            .iter()
+            .enumerate()
+            .all(|(i, &(t, v))| t == WINDOW_START + i as i64 * STEP && v == i as f64));
+    }
+}

@@ -43,6 +43,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use zstd::stream::raw::CParameter;
+
 use super::columnar;
 use super::encoding::{put_str, put_uvarint, put_varint, Corrupt, Reader};
 use super::kv::{trees, Kv, KvError};
@@ -68,6 +70,15 @@ const HEAD_SERIES: u8 = 4;
 /// zstd level of head checkpoints, written once at a stop and read once at
 /// the next start: as the blocks' frames.
 const HEAD_ZSTD_LEVEL: i32 = 9;
+/// Match window and table sizes (log2) of the checkpoint's compressor.
+/// Level 9 alone sizes them for the 1 MiB record: 11 MB of tables per
+/// writing thread, held while the checkpoint runs, which was the server's
+/// peak memory. Measured on the records of a 100k-series checkpoint
+/// (72 MB before compression), these smaller ones give 0.8 % fewer bytes
+/// in half the time: the records are mostly chunks already compressed,
+/// and the labels repeat within a few kilobytes.
+const HEAD_ZSTD_WINDOW_LOG: u32 = 18;
+const HEAD_ZSTD_TABLE_LOG: u32 = 16;
 /// Uncompressed bytes of a head checkpoint record, about: large enough for
 /// zstd to find the labels' repetitions.
 const HEAD_RECORD_BYTES: usize = 1 << 20;
@@ -657,10 +668,21 @@ impl HeadCheckpoint {
         &self,
         fill: impl FnOnce(&mut HeadRecords<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let mut compressor =
+            zstd::bulk::Compressor::new(HEAD_ZSTD_LEVEL).map_err(io(&self.path))?;
+        for parameter in [
+            CParameter::WindowLog(HEAD_ZSTD_WINDOW_LOG),
+            CParameter::HashLog(HEAD_ZSTD_TABLE_LOG),
+            CParameter::ChainLog(HEAD_ZSTD_TABLE_LOG),
+        ] {
+            compressor
+                .set_parameter(parameter)
+                .map_err(io(&self.path))?;
+        }
         let mut records = HeadRecords {
             checkpoint: self,
             pending: Vec::with_capacity(HEAD_RECORD_BYTES + HEAD_RECORD_BYTES / 4),
-            compressor: zstd::bulk::Compressor::new(HEAD_ZSTD_LEVEL).map_err(io(&self.path))?,
+            compressor,
         };
         fill(&mut records)?;
         Ok(records.flush()?)
