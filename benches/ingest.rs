@@ -10,8 +10,9 @@
 //!
 //! For each server: samples/s, server CPU seconds per million samples (from
 //! `/proc/<pid>/stat`) while requests are answered, and again counted to
-//! 10 s after the last answer (background merges and flushes included),
-//! peak and settled RSS per active series, and bytes on disk per sample
+//! [`SETTLE`] after the last answer (background merges, flushes and block
+//! writes included), peak and settled RSS per active series (the peak read
+//! after [`SETTLE`]), and bytes on disk per sample
 //! after a clean stop — with ratios to fleetmon; then the bytes on disk
 //! per sample while running, how long the clean stop took, and how long a
 //! restart on the same directory takes to be ready (`/-/ready`,
@@ -36,6 +37,26 @@ const SENDERS: usize = 3;
 /// Scrapes encoded at a time.
 const SLICE_STEPS: i64 = 40;
 const PASSWORD: &str = "bench-admin-password";
+/// Time left to a server after the last answer before its memory and disk
+/// are read: a minute of compaction checks (fleetmon's and Prometheus's
+/// period) and then some, so that the block fleetmon writes from the
+/// workload's older window (see [`workload_end`]) counts in its peak.
+const SETTLE: Duration = Duration::from_secs(70);
+const HOUR_MS: i64 = 3_600_000;
+
+/// When the workload's samples end: now, or earlier so that the end falls
+/// 70 minutes or more into a 2-hour block window. A run of 2 hours then
+/// leaves fleetmon's head half a window past the end of the older window,
+/// which makes that window due as a block, whatever the time of day.
+fn workload_end(now_ms: i64) -> i64 {
+    let into_window = now_ms.rem_euclid(2 * HOUR_MS);
+    let least = 70 * 60_000;
+    if into_window >= least {
+        now_ms
+    } else {
+        now_ms - into_window - (2 * HOUR_MS - least)
+    }
+}
 
 /// A server under test: how to start it and where it listens.
 struct Target {
@@ -144,7 +165,7 @@ fn empty_config(dir: &Path) -> std::path::PathBuf {
 struct Figures {
     rate: f64,
     cpu_per_million: f64,
-    /// Counted to 10 s after the last answer, gaps between slices included.
+    /// Counted to [`SETTLE`] after the last answer, gaps between slices included.
     cpu_with_background_per_million: f64,
     peak_rss_per_series: f64,
     settled_rss_per_series: f64,
@@ -165,17 +186,16 @@ fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
         .expect("runtime");
     let http = reqwest::Client::new();
     let mut workload = Workload::new(series, 42);
-    let t0 = (std::time::SystemTime::now()
+    let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-        - steps * INTERVAL_MS)
-        / INTERVAL_MS
-        * INTERVAL_MS;
+        .unwrap_or_default();
+    let t0 = (workload_end(now_ms) - steps * INTERVAL_MS) / INTERVAL_MS * INTERVAL_MS;
     let (mut sent, mut busy, mut cpu) = (0u64, Duration::ZERO, 0.0);
-    // CPU from the first request on, gaps between slices included, to 10 s
-    // after the last answer: background work the ingest causes (merges,
-    // flushes) is charged to it, wherever a server schedules it.
+    // CPU from the first request on, gaps between slices included, to
+    // SETTLE after the last answer: background work the ingest causes
+    // (merges, flushes, blocks) is charged to it, wherever a server
+    // schedules it.
     let mut cpu_at_first_send = None;
     let mut step = 0;
     while step < steps {
@@ -241,7 +261,7 @@ fn run(name: &'static str, series: usize, steps: i64) -> Option<Figures> {
         sent += requests.iter().map(|(_, n)| n).sum::<u64>();
         step += n;
     }
-    std::thread::sleep(Duration::from_secs(10));
+    std::thread::sleep(SETTLE);
     // Read after the settling time: work the ingest leaves behind (a block
     // written, a merge) peaks then, and counts as much as the sends.
     let peak = status_bytes(&pid.to_string(), "VmHWM:");

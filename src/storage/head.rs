@@ -102,7 +102,9 @@ struct MemSeries {
     series_ref: SeriesRef,
     /// The series' key ([`series_key`]): one compact allocation that the
     /// append path compares against incoming keys without any lookup.
-    key: Box<[u8]>,
+    /// Shared rather than copied when a block is written: a window's list
+    /// of series would otherwise copy every key (16 MB at 100k series).
+    key: Arc<[u8]>,
     sealed: Vec<HeadChunk>,
     open: XorChunk,
     /// Newest timestamp, and the bits of its value (for duplicate detection).
@@ -156,6 +158,24 @@ impl MemSeries {
             _ => None,
         };
         (sealed, open)
+    }
+
+    /// The chunks whose first sample is in `[start, end)`, the open one
+    /// copied: those of a block window, as no chunk spans two.
+    fn chunks_within(&self, start: i64, end: i64) -> (Vec<HeadChunk>, Option<SealedChunk>) {
+        let (mut sealed, open) = self.chunks_in(start, end - 1);
+        sealed.retain(|c| (start..end).contains(&c.min_t));
+        let open = open.filter(|c| (start..end).contains(&c.min_t));
+        (sealed, open)
+    }
+
+    /// Whether a chunk's first sample is in `[start, end)`.
+    fn has_chunks_within(&self, start: i64, end: i64) -> bool {
+        self.sealed
+            .iter()
+            .map(|c| c.min_t)
+            .chain(self.open.first_time())
+            .any(|t| (start..end).contains(&t))
     }
 }
 
@@ -521,36 +541,47 @@ pub enum Outcome {
     TooOld,
 }
 
-/// The series of a head window to write as a block, in label order, with
-/// where their sealed chunks are (and a copy of the open chunk, for a
-/// snapshot). The chunk files keep those chunks until [`Head::drop_before`],
-/// so [`SealedWindow::series`] reads them without a lock, one series at a
-/// time: writing the block never holds the window's bytes all at once.
+/// The series of a block window: each one's key and ref.
+type WindowSeries = Vec<(Arc<[u8]>, SeriesRef)>;
+
+/// The series of a head window to write as a block, in label order. Only
+/// their keys and refs are listed: each series' chunks in the window (the
+/// sealed ones, whose bytes the chunk files keep until
+/// [`Head::drop_before`], and a copy of the open one, for a snapshot) are
+/// looked up as [`SealedWindow::series`] reaches it, so writing the block
+/// holds neither the window's bytes nor its chunk lists all at once.
 pub struct SealedWindow<'h> {
     head: &'h Head,
-    series: Vec<WindowSeries>,
-}
-
-struct WindowSeries {
-    key: Box<[u8]>,
-    sealed: Vec<HeadChunk>,
-    open: Option<SealedChunk>,
+    /// Chunks whose first sample is in `[start, end)`.
+    start: i64,
+    end: i64,
+    series: WindowSeries,
 }
 
 impl SealedWindow<'_> {
-    /// Each series' labels and chunks, read as the iterator advances.
+    /// Each series' labels and chunks, read as the iterator advances. A
+    /// series deleted since has no chunks.
     pub fn series(&self) -> impl Iterator<Item = io::Result<(Labels, Vec<SealedChunk>)>> + '_ {
-        self.series.iter().map(|s| {
-            let mut chunks = self.head.load(&s.sealed)?;
-            chunks.extend(s.open.clone());
-            Ok((series_key::decode(&s.key), chunks))
+        self.series.iter().map(|(key, series)| {
+            let (sealed, open) = read(&self.head.shards[self.head.shard_of(*series)])
+                .series(*series)
+                .map(|s| s.chunks_within(self.start, self.end))
+                .unwrap_or_default();
+            let mut chunks = self.head.load(&sealed)?;
+            chunks.extend(open);
+            Ok((series_key::decode(key), chunks))
         })
     }
 
-    fn sorted(head: &Head, mut series: Vec<WindowSeries>) -> SealedWindow<'_> {
+    fn sorted(head: &Head, start: i64, end: i64, mut series: WindowSeries) -> SealedWindow<'_> {
         // Label order: pair by pair, names then values, as `Labels` compare.
-        series.sort_unstable_by(|a, b| series_key::pairs(&a.key).cmp(series_key::pairs(&b.key)));
-        SealedWindow { head, series }
+        series.sort_unstable_by(|a, b| series_key::pairs(&a.0).cmp(series_key::pairs(&b.0)));
+        SealedWindow {
+            head,
+            start,
+            end,
+            series,
+        }
     }
 }
 
@@ -721,7 +752,7 @@ impl Head {
             hash,
             MemSeries {
                 series_ref: series,
-                key: key.into_boxed_slice(),
+                key: key.into(),
                 sealed: Vec::new(),
                 open: XorChunk::new(),
                 max_t: i64::MIN,
@@ -1141,9 +1172,10 @@ impl Head {
         self.min_append_t.fetch_max(boundary, Ordering::AcqRel);
     }
 
-    /// Refuses samples older than `boundary` from now on and returns, sorted
-    /// by labels, every series' chunks that end before it (the open chunk is
-    /// sealed when it does): the contents of the block to write.
+    /// Refuses samples older than `boundary`, a window boundary, from now on
+    /// and returns, sorted by labels, every series with chunks before it
+    /// (the open chunk is sealed when it ends before it): the contents of
+    /// the block to write.
     pub fn seal_before(&self, boundary: i64) -> SealedWindow<'_> {
         self.refuse_before(boundary);
         let mut found = Vec::new();
@@ -1155,22 +1187,12 @@ impl Head {
                 if s.open.last_time().is_some_and(|last| last < boundary) {
                     s.seal(&self.chunk_files);
                 }
-                let chunks: Vec<HeadChunk> = s
-                    .sealed
-                    .iter()
-                    .filter(|c| c.max_t() < boundary)
-                    .copied()
-                    .collect();
-                if !chunks.is_empty() {
-                    found.push(WindowSeries {
-                        key: s.key.clone(),
-                        sealed: chunks,
-                        open: None,
-                    });
+                if s.has_chunks_within(i64::MIN, boundary) {
+                    found.push((s.key.clone(), s.series_ref));
                 }
             }
         }
-        SealedWindow::sorted(self, found)
+        SealedWindow::sorted(self, i64::MIN, boundary, found)
     }
 
     /// Every chunk of the head, by block-range window (`min_t` divided by
@@ -1178,37 +1200,29 @@ impl Head {
     /// are copied; sealed ones are read as the windows are written, which
     /// the caller keeps [`Head::drop_before`] from overtaking.
     pub fn windows(&self, range: i64) -> BTreeMap<i64, SealedWindow<'_>> {
-        let mut windows: BTreeMap<i64, Vec<WindowSeries>> = BTreeMap::new();
+        let mut windows: BTreeMap<i64, WindowSeries> = BTreeMap::new();
         for shard in self.shards.iter() {
             let shard = read(shard);
             for s in shard.all() {
-                let (sealed, open) = s.chunks_in(i64::MIN, i64::MAX);
-                let mut by_window: BTreeMap<i64, WindowSeries> = BTreeMap::new();
-                let new_series = || WindowSeries {
-                    key: s.key.clone(),
-                    sealed: Vec::new(),
-                    open: None,
-                };
-                for chunk in sealed {
-                    let window = chunk.min_t.div_euclid(range);
-                    by_window
+                let open = s.open.first_time();
+                let mut starts: Vec<i64> = s.sealed.iter().map(|c| c.min_t).chain(open).collect();
+                starts.iter_mut().for_each(|t| *t = t.div_euclid(range));
+                starts.dedup();
+                for window in starts {
+                    windows
                         .entry(window)
-                        .or_insert_with(new_series)
-                        .sealed
-                        .push(chunk);
-                }
-                if let Some(open) = open {
-                    let window = open.min_t.div_euclid(range);
-                    by_window.entry(window).or_insert_with(new_series).open = Some(open);
-                }
-                for (window, series) in by_window {
-                    windows.entry(window).or_default().push(series);
+                        .or_default()
+                        .push((s.key.clone(), s.series_ref));
                 }
             }
         }
         windows
             .into_iter()
-            .map(|(window, series)| (window, SealedWindow::sorted(self, series)))
+            .map(|(window, series)| {
+                let start = window.saturating_mul(range);
+                let end = start.saturating_add(range);
+                (window, SealedWindow::sorted(self, start, end, series))
+            })
             .collect()
     }
 
