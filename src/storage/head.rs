@@ -163,7 +163,7 @@ impl MemSeries {
     /// The chunks whose first sample is in `[start, end)`, the open one
     /// copied: those of a block window, as no chunk spans two.
     fn chunks_within(&self, start: i64, end: i64) -> (Vec<HeadChunk>, Option<SealedChunk>) {
-        let (mut sealed, open) = self.chunks_in(start, end - 1);
+        let (mut sealed, open) = self.chunks_in(start, end.saturating_sub(1));
         sealed.retain(|c| (start..end).contains(&c.min_t));
         let open = open.filter(|c| (start..end).contains(&c.min_t));
         (sealed, open)
@@ -1196,19 +1196,25 @@ impl Head {
     }
 
     /// Every chunk of the head, by block-range window (`min_t` divided by
-    /// `range`; no chunk spans two): what a snapshot writes. The open chunks
-    /// are copied; sealed ones are read as the windows are written, which
-    /// the caller keeps [`Head::drop_before`] from overtaking.
+    /// `range`; no chunk spans two): what a snapshot writes. A series'
+    /// chunks in a window, its open one copied, are read as that window is
+    /// written, so samples appended meanwhile may be in it too; the caller
+    /// keeps [`Head::drop_before`] from overtaking.
     pub fn windows(&self, range: i64) -> BTreeMap<i64, SealedWindow<'_>> {
         let mut windows: BTreeMap<i64, WindowSeries> = BTreeMap::new();
         for shard in self.shards.iter() {
             let shard = read(shard);
             for s in shard.all() {
-                let open = s.open.first_time();
-                let mut starts: Vec<i64> = s.sealed.iter().map(|c| c.min_t).chain(open).collect();
-                starts.iter_mut().for_each(|t| *t = t.div_euclid(range));
-                starts.dedup();
-                for window in starts {
+                // In time order, so one window's chunks are next to each other.
+                let mut of_series: Vec<i64> = s
+                    .sealed
+                    .iter()
+                    .map(|c| c.min_t)
+                    .chain(s.open.first_time())
+                    .map(|t| t.div_euclid(range))
+                    .collect();
+                of_series.dedup();
+                for window in of_series {
                     windows
                         .entry(window)
                         .or_default()
