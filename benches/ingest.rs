@@ -12,13 +12,12 @@
 //! `/proc/<pid>/stat`) while requests are answered, and again counted to
 //! [`SETTLE`] after the last answer (background merges, flushes and block
 //! writes included), peak and settled RSS per active series (the peak read
-//! after [`SETTLE`]), and bytes on disk per sample
-//! after a clean stop — with ratios to fleetmon; then the bytes on disk
-//! per sample while running, how long the clean stop took, and how long a
-//! restart on the same directory takes to be ready (`/-/ready`,
-//! VictoriaMetrics's `/health`). Requests are encoded ahead of sending, a
-//! slice of the run at a time, so that the senders' own CPU is mostly the
-//! HTTP client's.
+//! after [`SETTLE`]), and bytes on disk per sample after a clean stop —
+//! with ratios to fleetmon; then the bytes on disk per sample while
+//! running, how long the clean stop took, and how long a restart on the
+//! same directory takes to be ready (`/-/ready`, VictoriaMetrics's
+//! `/health`). Requests are encoded ahead of sending, a slice of the run
+//! at a time, so that the senders' own CPU is mostly the HTTP client's.
 
 mod common;
 

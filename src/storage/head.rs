@@ -52,8 +52,9 @@ pub struct SealedChunk {
 }
 
 /// What the head keeps in memory of a sealed chunk: where its bytes are.
-/// 24 bytes rather than 32: a series holds one per half hour of its head
-/// at a 15 s interval, six at most.
+/// 24 bytes rather than 32: at a 15 s interval a series holds five per
+/// block window of its head (four of 120 samples and a first one cut
+/// early, see [`first_cut`]).
 #[derive(Debug, Clone, Copy)]
 struct HeadChunk {
     min_t: i64,

@@ -178,7 +178,7 @@ pub(super) fn write_block_with<'a>(
     let meta_path = guard.path.join(META_FILE);
     let json = serde_json::to_vec_pretty(&meta)
         .map_err(|e| BlockError::io(&meta_path, std::io::Error::other(e)))?;
-    write_file_synced(&meta_path, &json)?;
+    write_file_synced(&meta_path, &[&json])?;
     sync_dir(&guard.path).map_err(|e| BlockError::io(&guard.path, e))?;
 
     // rename(2) would silently replace an empty directory of the same name.
@@ -217,6 +217,12 @@ impl Drop for TmpDir {
 struct SeriesRecord {
     labels: Range<usize>,
     chunks: Range<usize>,
+}
+
+impl SeriesRecord {
+    fn labels<'p>(&self, pairs: &'p [(u32, u32)]) -> &'p [(u32, u32)] {
+        pairs.get(self.labels.clone()).unwrap_or_default()
+    }
 }
 
 /// Assigns provisional ids to strings in first-seen order.
@@ -425,7 +431,7 @@ fn build_index(
             BlockError::InvalidInput("index series section would exceed 4 GiB".into())
         })?;
         offsets.extend_from_slice(&off.to_le_bytes());
-        let labels = pairs.get(r.labels.clone()).unwrap_or_default();
+        let labels = r.labels(pairs);
         put_uvarint(&mut series, labels.len() as u64);
         for &(n, v) in labels {
             put_uvarint(&mut series, u64::from(n));
@@ -456,7 +462,7 @@ fn build_index(
     // and, within a name, values in symbol order, and indices arrive sorted.
     let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
-        for &pair in pairs.get(r.labels.clone()).unwrap_or_default() {
+        for &pair in r.labels(pairs) {
             postings.entry(pair).or_default().push(i as u32);
         }
     }
@@ -510,20 +516,20 @@ fn write_index_synced(
         };
         offset += s.len() as u64;
     }
-    let file = File::create_new(path).map_err(|e| BlockError::io(path, e))?;
-    let mut out = BufWriter::new(file);
-    let written = out
-        .write_all(&header)
-        .and_then(|()| sections.iter().try_for_each(|s| out.write_all(s)))
-        .and_then(|()| out.write_all(&toc.encode()))
-        .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
-        .and_then(|file| file.sync_all());
-    written.map_err(|e| BlockError::io(path, e))
+    let toc = toc.encode();
+    let mut parts: Vec<&[u8]> = vec![&header];
+    parts.extend(sections.iter().map(Vec::as_slice));
+    parts.push(&toc);
+    write_file_synced(path, &parts)
 }
 
-fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), BlockError> {
-    let mut f = File::create_new(path).map_err(|e| BlockError::io(path, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
+/// Writes a new file of `parts`, one after the other, and syncs it.
+fn write_file_synced(path: &Path, parts: &[&[u8]]) -> Result<(), BlockError> {
+    let mut out = BufWriter::new(File::create_new(path).map_err(|e| BlockError::io(path, e))?);
+    parts
+        .iter()
+        .try_for_each(|part| out.write_all(part))
+        .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.sync_all())
         .map_err(|e| BlockError::io(path, e))
 }
