@@ -315,7 +315,7 @@ struct ServeArgs {
 
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
-    crate::memory::limit_arenas();
+    crate::memory::tune_allocator();
     // Parsed in two steps (as `Cli::parse` does) to keep the matches: they
     // hold every flag's effective value, for `/api/v1/status/flags`.
     let mut command = Cli::command();

@@ -167,6 +167,22 @@ pub(super) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Writes `v` as an unsigned varint into `buf` at `at`, which must have
+/// room for it; returns the bytes written.
+pub(super) fn put_uvarint_at(buf: &mut [u8], at: usize, mut v: u64) -> usize {
+    let mut n = 0;
+    for byte in buf.iter_mut().skip(at) {
+        n += 1;
+        if v < 0x80 {
+            *byte = v as u8;
+            break;
+        }
+        *byte = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    n
+}
+
 /// Zigzag-encoded signed varint (small magnitudes of either sign stay short).
 pub(super) fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 
 use super::format::{
     check_file_header, frame_crc, Decoder, Toc, CHUNKS_MAGIC, FILE_HEADER_LEN, FRAME_HEADER_LEN,
@@ -173,6 +173,7 @@ impl Block {
         let index_path = dir.join(INDEX_FILE);
         let index = map_file(&index_path, (FILE_HEADER_LEN + TOC_LEN) as u64)?;
         let parts = parse_index(&index).map_err(|w| BlockError::corrupt(&index_path, w))?;
+        release_pages(&index);
         if u64::from(parts.num_series) != meta.stats.num_series {
             return Err(BlockError::corrupt(
                 &meta_path,
@@ -607,6 +608,19 @@ fn map_file(path: &Path, min_len: u64) -> Result<Mmap, BlockError> {
     // mapped. Another process doing so is outside the contract (documented on
     // `Block::open`).
     unsafe { MmapOptions::new().map(&file) }.map_err(|e| BlockError::io(path, e))
+}
+
+/// Unmaps `map`'s pages from this process; the kernel's page cache keeps
+/// them. Checking an index's CRCs reads every page of it through the
+/// mapping, which would otherwise stay counted in the process's resident
+/// memory (some 8 MB for a 2-hour block of 100k series), while queries
+/// touch a few pages each and map back only those.
+fn release_pages(map: &Mmap) {
+    // SAFETY: a shared read-only mapping of a file nobody writes while it
+    // is mapped (see `map_file`): dropping its pages loses nothing, as the
+    // next access reads them again from the page cache or the file. Failing
+    // only leaves them mapped.
+    let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
 }
 
 fn decode_label_ids(d: &mut Decoder<'_>) -> Result<Vec<(u32, u32)>, String> {
