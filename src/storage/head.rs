@@ -734,7 +734,7 @@ impl Head {
             let add: fn(&mut Vec<SeriesRef>, SeriesRef) = match restoring {
                 Restoring::Yes => {
                     index.unsorted = true;
-                    Vec::push
+                    postings::push
                 }
                 Restoring::No => {
                     index.sort();
@@ -1179,7 +1179,9 @@ impl Head {
     /// the block to write.
     pub fn seal_before(&self, boundary: i64) -> SealedWindow<'_> {
         self.refuse_before(boundary);
-        let mut found = Vec::new();
+        // Sized for every series (24 bytes each), not grown by doubling:
+        // the list lives while the block is written.
+        let mut found = Vec::with_capacity(read(&self.postings).all.len());
         // Taking each shard's write lock also waits out appends that read the
         // old bound, so nothing older than `boundary` arrives after this pass.
         for shard in self.shards.iter() {

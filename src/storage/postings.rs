@@ -170,10 +170,28 @@ pub fn insert_sorted(list: &mut Vec<u64>, id: u64) {
     match list.last() {
         Some(&last) if last >= id => {
             if let Err(pos) = list.binary_search(&id) {
+                reserve_one(list);
                 list.insert(pos, id);
             }
         }
-        _ => list.push(id),
+        _ => push(list, id),
+    }
+}
+
+/// Appends `id`, without keeping the list sorted.
+pub fn push(list: &mut Vec<u64>, id: u64) {
+    reserve_one(list);
+    list.push(id);
+}
+
+/// Makes room for one more id, growing a full list by an eighth rather
+/// than doubling it: the head's lists grow a series at a time and live as
+/// long as the head, and doubling left a quarter of them unused on average
+/// (2.5 of 8.9 MB at 100k series). Each id is then moved about eight times
+/// as a list grows, for lists too small to be remapped in place.
+fn reserve_one(list: &mut Vec<u64>) {
+    if list.len() == list.capacity() {
+        list.reserve_exact((list.len() / 8).max(4));
     }
 }
 
@@ -371,5 +389,29 @@ mod tests {
                 assert_eq!(list, from_model(&model));
             }
         }
+    }
+
+    #[test]
+    fn growing_lists_leave_at_most_an_eighth_unused() {
+        let (mut appended, mut inserted) = (Vec::new(), Vec::new());
+        for id in 0..10_000u64 {
+            push(&mut appended, id);
+            // Odd ids first, then the even ones in between.
+            let id = if id < 5_000 {
+                2 * id + 1
+            } else {
+                2 * (id - 5_000)
+            };
+            insert_sorted(&mut inserted, id);
+            for list in [&appended, &inserted] {
+                assert!(
+                    list.capacity() <= list.len() + list.len() / 8 + 4,
+                    "{} ids in room for {}",
+                    list.len(),
+                    list.capacity()
+                );
+            }
+        }
+        assert_eq!(inserted, (0..10_000).collect::<Vec<u64>>());
     }
 }
