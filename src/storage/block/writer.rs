@@ -143,14 +143,11 @@ pub(super) fn write_block_with<'a>(
     // Symbol ids in the file are positions in sorted order; remap the
     // provisional (first-seen) ids.
     let (sorted_symbols, remap) = symbols.into_sorted();
-    for (n, v) in &mut pairs.pairs {
-        *n = remap[*n as usize];
-        *v = remap[*v as usize];
-    }
+    let pairs = pairs.into_remapped(&remap);
     write_index_synced(
         &guard.path.join(INDEX_FILE),
         &sorted_symbols,
-        &pairs.pairs,
+        &pairs,
         &series_list,
         min_time,
         chunks_len,
@@ -272,6 +269,15 @@ impl PairTable {
         self.pairs.push(pair);
         self.ids.insert(pair, id);
         Ok(id)
+    }
+
+    /// The pairs by id, their symbol ids replaced by `remap[id]`.
+    fn into_remapped(self, remap: &[u32]) -> Vec<(u32, u32)> {
+        let symbol = |id: u32| remap.get(id as usize).copied().unwrap_or_default();
+        self.pairs
+            .into_iter()
+            .map(|(n, v)| (symbol(n), symbol(v)))
+            .collect()
     }
 }
 
