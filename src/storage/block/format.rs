@@ -159,28 +159,32 @@ pub(super) fn frame_crc(compressed_len: u32, uncompressed_len: u32, compressed: 
 }
 
 /// LEB128 unsigned varint.
-pub(super) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+pub(super) fn put_uvarint(out: &mut Vec<u8>, v: u64) {
+    let (bytes, len) = uvarint(v);
+    out.extend_from_slice(&bytes[..len]);
 }
 
 /// Writes `v` as an unsigned varint into `buf` at `at`, which must have
-/// room for it; returns the bytes written.
-pub(super) fn put_uvarint_at(buf: &mut [u8], at: usize, mut v: u64) -> usize {
-    let mut n = 0;
-    for byte in buf.iter_mut().skip(at) {
-        n += 1;
-        if v < 0x80 {
-            *byte = v as u8;
-            break;
-        }
-        *byte = (v as u8) | 0x80;
-        v >>= 7;
+/// room for it; returns the bytes it takes.
+pub(super) fn put_uvarint_at(buf: &mut [u8], at: usize, v: u64) -> usize {
+    let (bytes, len) = uvarint(v);
+    if let Some(place) = buf.get_mut(at..at + len) {
+        place.copy_from_slice(&bytes[..len]);
     }
-    n
+    len
+}
+
+/// `v` as an unsigned varint (LEB128): its bytes, and how many it takes.
+fn uvarint(mut v: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
+    while v >= 0x80 {
+        bytes[len] = (v as u8) | 0x80;
+        v >>= 7;
+        len += 1;
+    }
+    bytes[len] = v as u8;
+    (bytes, len + 1)
 }
 
 /// Zigzag-encoded signed varint (small magnitudes of either sign stay short).

@@ -2,8 +2,10 @@
 //! labels are interned and the index is built once all series are seen
 //! (symbol ids depend on the sorted set of all strings).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::hash::Hash;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -91,8 +93,8 @@ pub(super) fn write_block_with<'a>(
     };
 
     let mut chunks_writer: Option<ChunksWriter> = None;
-    let mut symbols = Interner::default();
-    let mut pairs = PairTable::default();
+    let mut symbols = Interner::new("label strings");
+    let mut pairs = Interner::new("label pairs");
     let mut series_list = SeriesList::default();
     let mut stats = BlockStats::default();
     let mut prev: Option<Vec<(String, String)>> = None;
@@ -126,7 +128,7 @@ pub(super) fn write_block_with<'a>(
                 stats.num_chunks += s.chunks.len() as u64;
                 stats.num_series += 1;
                 for (n, v) in &s.labels {
-                    let pair = pairs.intern((symbols.intern(n)?, symbols.intern(v)?))?;
+                    let pair = pairs.intern(&(symbols.intern(n)?, symbols.intern(v)?))?;
                     series_list.pairs.push(pair);
                 }
                 series_list.end_series()?;
@@ -200,7 +202,7 @@ impl Drop for TmpDir {
 }
 
 /// The series of the block being written, in order: each one's label
-/// pairs (as [`PairTable`] ids) and its encoded chunk list, back to back in
+/// pairs (as ids of the block's distinct pairs) and its encoded chunk list, back to back in
 /// two lists, with where each series ends in them. About 50 bytes a series
 /// of 7 labels and 5 chunks, in three allocations: a `Vec` of pairs and a
 /// `ChunkMeta` list per series took some 250, in many.
@@ -250,37 +252,6 @@ impl SeriesList {
     }
 }
 
-/// The block's distinct label pairs, by (name, value) symbol id: a series
-/// lists a 4-byte pair id per label instead of both symbol ids, and the
-/// postings are built per pair.
-#[derive(Default)]
-struct PairTable {
-    ids: HashMap<(u32, u32), u32>,
-    pairs: Vec<(u32, u32)>,
-}
-
-impl PairTable {
-    fn intern(&mut self, pair: (u32, u32)) -> Result<u32, BlockError> {
-        if let Some(&id) = self.ids.get(&pair) {
-            return Ok(id);
-        }
-        let id = u32::try_from(self.pairs.len())
-            .map_err(|_| BlockError::InvalidInput("more than 2^32 distinct label pairs".into()))?;
-        self.pairs.push(pair);
-        self.ids.insert(pair, id);
-        Ok(id)
-    }
-
-    /// The pairs by id, their symbol ids replaced by `remap[id]`.
-    fn into_remapped(self, remap: &[u32]) -> Vec<(u32, u32)> {
-        let symbol = |id: u32| remap.get(id as usize).copied().unwrap_or_default();
-        self.pairs
-            .into_iter()
-            .map(|(n, v)| (symbol(n), symbol(v)))
-            .collect()
-    }
-}
-
 /// Encodes a series' chunk list as the index's series entry holds it: the
 /// count, then per chunk its times, sample count and place in `chunks`,
 /// as deltas from the previous chunk's (timestamps and file offsets then
@@ -314,40 +285,68 @@ impl<'o> ChunkListEncoder<'o> {
     }
 }
 
-/// Assigns provisional ids to strings in first-seen order.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    strings: Vec<String>,
+/// Assigns provisional ids in first-seen order: to label strings, and to
+/// label pairs (by their strings' ids), so that a series lists a 4-byte
+/// pair id per label and the postings are built per pair.
+struct Interner<K> {
+    ids: HashMap<K, u32>,
+    items: Vec<K>,
+    /// What is interned, for the error past 2^32 of them.
+    what: &'static str,
 }
 
-impl Interner {
-    fn intern(&mut self, s: &str) -> Result<u32, BlockError> {
-        if let Some(&id) = self.ids.get(s) {
-            return Ok(id);
+impl<K: Clone + Eq + Hash> Interner<K> {
+    fn new(what: &'static str) -> Self {
+        Interner {
+            ids: HashMap::new(),
+            items: Vec::new(),
+            what,
         }
-        let id = u32::try_from(self.strings.len()).map_err(|_| {
-            BlockError::InvalidInput("more than 2^32 distinct label strings".into())
-        })?;
-        self.strings.push(s.to_owned());
-        self.ids.insert(s.to_owned(), id);
-        Ok(id)
     }
 
+    fn intern<Q>(&mut self, item: &Q) -> Result<u32, BlockError>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(&id) = self.ids.get(item) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.items.len()).map_err(|_| {
+            BlockError::InvalidInput(format!("more than 2^32 distinct {}", self.what))
+        })?;
+        self.items.push(item.to_owned());
+        self.ids.insert(item.to_owned(), id);
+        Ok(id)
+    }
+}
+
+impl Interner<String> {
     /// Sorted strings and, per provisional id, the final id.
     fn into_sorted(self) -> (Vec<String>, Vec<u32>) {
-        let mut order: Vec<u32> = (0..self.strings.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| self.strings[a as usize].cmp(&self.strings[b as usize]));
+        let mut order: Vec<u32> = (0..self.items.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.items[a as usize].cmp(&self.items[b as usize]));
         let mut remap = vec![0u32; order.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old as usize] = new as u32;
         }
-        let mut strings: Vec<Option<String>> = self.strings.into_iter().map(Some).collect();
+        let mut strings: Vec<Option<String>> = self.items.into_iter().map(Some).collect();
         let sorted = order
             .iter()
             .map(|&old| strings[old as usize].take().unwrap_or_default())
             .collect();
         (sorted, remap)
+    }
+}
+
+impl Interner<(u32, u32)> {
+    /// The pairs by id, their string ids replaced by `remap[id]`.
+    fn into_remapped(self, remap: &[u32]) -> Vec<(u32, u32)> {
+        let symbol = |id: u32| remap.get(id as usize).copied().unwrap_or_default();
+        self.items
+            .into_iter()
+            .map(|(n, v)| (symbol(n), symbol(v)))
+            .collect()
     }
 }
 
@@ -496,8 +495,8 @@ impl ChunksWriter {
 
 /// Writes the index file, section by section, and syncs it. The series
 /// section, the largest, goes straight to the file as it is encoded; the
-/// others are small (the postings about 4 bytes per label pair of a
-/// series) and are built in memory.
+/// others are small (the postings about a byte per label of a series) and
+/// are built in memory.
 fn write_index_synced(
     path: &Path,
     symbols: &[String],
@@ -571,22 +570,20 @@ fn encode_postings(pairs: &[(u32, u32)], series: &SeriesList) -> (Vec<u8>, Vec<u
 
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_unstable_by_key(|&p| pairs[p]);
+    // Each list: its count, then room for its deltas, which `cursor` fills.
     let mut cursor = vec![0usize; pairs.len()];
     let mut postings = Vec::new();
-    for &p in &order {
-        cursor[p] = postings.len();
-        put_uvarint(&mut postings, u64::from(count[p]));
-        postings.resize(postings.len() + delta_bytes[p], 0);
-    }
     let mut names: Vec<(u32, Vec<(u32, u64)>)> = Vec::new();
     for &p in &order {
         let (name, value) = pairs[p];
-        let offset = cursor[p] as u64;
+        let offset = postings.len() as u64;
         match names.last_mut() {
             Some((n, values)) if *n == name => values.push((value, offset)),
             _ => names.push((name, vec![(value, offset)])),
         }
-        cursor[p] += uvarint_len(u64::from(count[p]));
+        put_uvarint(&mut postings, u64::from(count[p]));
+        cursor[p] = postings.len();
+        postings.resize(postings.len() + delta_bytes[p], 0);
     }
     for_each_posting(series, pairs.len(), |p, delta| {
         cursor[p] += put_uvarint_at(&mut postings, cursor[p], u64::from(delta));
